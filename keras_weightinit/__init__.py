@@ -1,0 +1,32 @@
+"""Glorot, LeCun and He weight initialization for Keras 3.
+
+Importing the package registers its initializers with Keras, so their string
+names (`"he_uniform_custom"`, ...) work in any layer and saved models that use
+them reload. Import it before loading such a model.
+"""
+
+from keras_weightinit.fans import compute_fans as compute_fans
+from keras_weightinit.initializers import GlorotNormalCustom as GlorotNormalCustom
+from keras_weightinit.initializers import GlorotUniformCustom as GlorotUniformCustom
+from keras_weightinit.initializers import HeNormalCustom as HeNormalCustom
+from keras_weightinit.initializers import HeUniformCustom as HeUniformCustom
+from keras_weightinit.initializers import LecunNormalCustom as LecunNormalCustom
+from keras_weightinit.initializers import LecunUniformCustom as LecunUniformCustom
+from keras_weightinit.initializers import (
+    VarianceScalingCustom as VarianceScalingCustom,
+)
+from keras_weightinit.registry import get as get
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GlorotNormalCustom",
+    "GlorotUniformCustom",
+    "HeNormalCustom",
+    "HeUniformCustom",
+    "LecunNormalCustom",
+    "LecunUniformCustom",
+    "VarianceScalingCustom",
+    "compute_fans",
+    "get",
+]

@@ -1,0 +1,137 @@
+"""Argument checks shared by every public entry point.
+
+Each check raises a `ValueError` or `TypeError` that names the argument and
+repeats the value received, in Keras's wording ("Received: dtype=int32").
+Nothing here touches a backend tensor, so the checks are cheap enough to run
+on every call.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+#: Float dtypes an initializer may be asked for.
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def check_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
+    """Returns `shape` as a tuple of Python ints, or raises.
+
+    Accepts any iterable of non-negative integers (Python or NumPy ints, a
+    `tf.TensorShape` that is fully defined). Rejects `None` dimensions,
+    negative or non-integer dimensions, and booleans.
+    """
+    if shape is None:
+        raise ValueError(
+            f"Argument `{name}` must be a tuple of non-negative integers. "
+            f"Received: {name}=None"
+        )
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise TypeError(
+            f"Argument `{name}` must be a tuple of non-negative integers. "
+            f"Received: {name}={shape!r} (of type {type(shape).__name__})"
+        )
+    if hasattr(shape, "as_list"):  # tf.TensorShape
+        try:
+            shape = shape.as_list()
+        except ValueError:
+            raise ValueError(
+                f"Argument `{name}` must be fully defined. Received: {name}={shape}"
+            ) from None
+    dims = []
+    for dim in shape:
+        if dim is None:
+            raise ValueError(
+                f"Argument `{name}` must be fully defined, without `None` "
+                f"dimensions. Received: {name}={tuple(shape)}"
+            )
+        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, numbers.Integral):
+            raise TypeError(
+                f"Every dimension of `{name}` must be an integer. "
+                f"Received: {name}={tuple(shape)!r}"
+            )
+        if dim < 0:
+            raise ValueError(
+                f"Every dimension of `{name}` must be non-negative. "
+                f"Received: {name}={tuple(shape)}"
+            )
+        dims.append(int(dim))
+    return tuple(dims)
+
+
+def check_float_dtype(dtype: Any) -> str:
+    """Returns the standardized name of a supported float dtype, or raises.
+
+    `None` means `keras.config.floatx()`.
+    """
+    if dtype is None:
+        dtype = keras.config.floatx()
+    try:
+        name = keras.backend.standardize_dtype(dtype)
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError(
+            f"Argument `dtype` must be one of {', '.join(FLOAT_DTYPES)}. "
+            f"Received: dtype={dtype!r}"
+        ) from None
+    if name not in FLOAT_DTYPES:
+        raise ValueError(
+            "Weights must be floating point: argument `dtype` must be one of "
+            f"{', '.join(FLOAT_DTYPES)}. Received: dtype={name}"
+        )
+    return name
+
+
+def check_positive_finite(value: Any, name: str) -> float:
+    """Returns `value` as a float when it is a finite number > 0, or raises."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"Argument `{name}` must be a positive finite number. "
+            f"Received: {name}={value!r} (of type {type(value).__name__})"
+        )
+    value = float(value)
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(
+            f"Argument `{name}` must be a positive finite number. "
+            f"Received: {name}={value}"
+        )
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """Returns `value` when it is one of `choices`, or raises."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(
+            f"Argument `{name}` must be one of {', '.join(map(repr, choices))}. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_axes(axes: Any, name: str) -> list[int] | None:
+    """Returns `axes` as a list of ints (or `None`), or raises."""
+    if axes is None:
+        return None
+    if isinstance(axes, (str, bytes)) or not isinstance(axes, Sequence):
+        raise TypeError(
+            f"Argument `{name}` must be a list of integers or None. "
+            f"Received: {name}={axes!r}"
+        )
+    out = []
+    for axis in axes:
+        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+            raise TypeError(
+                f"Argument `{name}` must be a list of integers or None. "
+                f"Received: {name}={axes!r}"
+            )
+        out.append(int(axis))
+    if len(set(out)) != len(out):
+        raise ValueError(
+            f"Argument `{name}` must not repeat an axis. Received: {name}={axes!r}"
+        )
+    return out

@@ -1,0 +1,95 @@
+"""Fan-in and fan-out of a kernel, from its shape and optional axes.
+
+This is the one place that turns a shape into fans. It follows Keras's kernel
+layout, where the last axis holds the outputs and the one before it the inputs:
+
+- rank 0: `fan_in = fan_out = 1`;
+- rank 1 `(n,)`: `fan_in = fan_out = n`;
+- Dense `(in, out)`: `fan_in = in`, `fan_out = out`;
+- ConvND `(*k, in, out)`: with the receptive field `∏k`,
+  `fan_in = in·∏k`, `fan_out = out·∏k`.
+
+With explicit `input_axes` and `output_axes` (what `EinsumDense` and
+`MultiHeadAttention` pass), `fan_in` is the product of the input axes and
+`fan_out` the product of the output axes; any other axis is a receptive field
+and multiplies both, as the kernel dimensions of a convolution do.
+
+Layer types whose kernel layout is not `(*k, in, out)` (transposed and
+depthwise convolutions) need their fans from the layer, not the shape; see
+`keras_weightinit.layer_fans`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from keras_weightinit._validation import check_axes, check_shape
+
+
+def _normalize_axes(axes: Sequence[int], rank: int, name: str) -> list[int]:
+    out = []
+    for axis in axes:
+        if not -rank <= axis < rank:
+            raise ValueError(
+                f"Argument `{name}` holds axis {axis}, which is out of range "
+                f"for a kernel of rank {rank}. Received: {name}={list(axes)}"
+            )
+        out.append(axis % rank)
+    return out
+
+
+def compute_fans(
+    shape: Sequence[int],
+    input_axes: Sequence[int] | None = None,
+    output_axes: Sequence[int] | None = None,
+) -> tuple[int, int]:
+    """Returns `(fan_in, fan_out)` for a kernel shape.
+
+    Examples:
+
+    >>> compute_fans((784, 256))
+    (784, 256)
+    >>> compute_fans((3, 3, 64, 128))  # Conv2D: 3*3*64, 3*3*128
+    (576, 1152)
+    >>> compute_fans((512, 8, 64), input_axes=[0], output_axes=[1, 2])
+    (512, 512)
+
+    Args:
+        shape: The kernel shape, a sequence of non-negative integers.
+        input_axes: Optional axes that hold the inputs. Must be given together
+            with `output_axes`.
+        output_axes: Optional axes that hold the outputs.
+
+    Returns:
+        A tuple of Python ints `(fan_in, fan_out)`.
+    """
+    shape = check_shape(shape)
+    input_axes = check_axes(input_axes, "input_axes")
+    output_axes = check_axes(output_axes, "output_axes")
+    rank = len(shape)
+    if (input_axes is None) != (output_axes is None):
+        raise ValueError(
+            "Arguments `input_axes` and `output_axes` must be given together. "
+            f"Received: input_axes={input_axes}, output_axes={output_axes}"
+        )
+    if input_axes is not None:
+        ins = _normalize_axes(input_axes, rank, "input_axes")
+        outs = _normalize_axes(output_axes, rank, "output_axes")
+        if set(ins) & set(outs):
+            raise ValueError(
+                "Arguments `input_axes` and `output_axes` must not share an "
+                f"axis. Received: input_axes={input_axes}, "
+                f"output_axes={output_axes}"
+            )
+        rest = [d for i, d in enumerate(shape) if i not in ins and i not in outs]
+        receptive_field = math.prod(rest)
+        fan_in = math.prod(shape[i] for i in ins) * receptive_field
+        fan_out = math.prod(shape[i] for i in outs) * receptive_field
+        return fan_in, fan_out
+    if rank == 0:
+        return 1, 1
+    if rank == 1:
+        return shape[0], shape[0]
+    receptive_field = math.prod(shape[:-2])
+    return shape[-2] * receptive_field, shape[-1] * receptive_field

@@ -1,0 +1,47 @@
+"""Shared test utilities: fresh Python processes and sampling statistics."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+
+
+def run_python(code: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs `code` in a fresh interpreter with the same backend, in `cwd`.
+
+    The child gets the parent's environment (so the same KERAS_BACKEND) and
+    imports only what `code` imports: a fresh process is the only honest test
+    of "saved here, reloaded there".
+    """
+    env = dict(os.environ)
+    env["KERAS_BACKEND"] = keras.backend.backend()
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return result
+
+
+def check_ok(result: subprocess.CompletedProcess) -> str:
+    """Asserts a child process succeeded; returns its stdout."""
+    assert result.returncode == 0, (
+        f"child failed ({result.returncode}):\nSTDOUT:\n{result.stdout}\n"
+        f"STDERR:\n{result.stderr[-4000:]}"
+    )
+    return result.stdout
+
+
+def to_numpy(x) -> np.ndarray:
+    """A backend tensor as a float64 NumPy array (bfloat16 included)."""
+    return np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(x, "float32")), dtype=np.float64)
