@@ -10,9 +10,13 @@ layout, where the last axis holds the outputs and the one before it the inputs:
   `fan_in = in·∏k`, `fan_out = out·∏k`.
 
 With explicit `input_axes` and `output_axes` (what `EinsumDense` and
-`MultiHeadAttention` pass), `fan_in` is the product of the input axes and
-`fan_out` the product of the output axes; any other axis is a receptive field
-and multiplies both, as the kernel dimensions of a convolution do.
+`MultiHeadAttention` pass), `fan_in` is the product of the dimensions on the
+input axes and `fan_out` the product of those on the output axes, exactly as
+Keras reads them. An axis may be on both lists (the spatial axes of a
+convolution are: `(3, 3, 64, 128)` is `input_axes=[0, 1, 2]`,
+`output_axes=[0, 1, 3]`), and an axis on neither counts for neither (the
+channel axis of a depthwise kernel `(3, 3, 64, 1)`, whose fans are
+`input_axes=[0, 1]`, `output_axes=[0, 1, 3]`).
 
 Layer types whose kernel layout is not `(*k, in, out)` (transposed and
 depthwise convolutions) need their fans from the layer, not the shape; see
@@ -54,6 +58,8 @@ def compute_fans(
     (576, 1152)
     >>> compute_fans((512, 8, 64), input_axes=[0], output_axes=[1, 2])
     (512, 512)
+    >>> compute_fans((3, 3, 64, 1), input_axes=[0, 1], output_axes=[0, 1, 3])
+    (9, 9)
 
     Args:
         shape: The kernel shape, a sequence of non-negative integers.
@@ -76,17 +82,7 @@ def compute_fans(
     if input_axes is not None:
         ins = _normalize_axes(input_axes, rank, "input_axes")
         outs = _normalize_axes(output_axes, rank, "output_axes")
-        if set(ins) & set(outs):
-            raise ValueError(
-                "Arguments `input_axes` and `output_axes` must not share an "
-                f"axis. Received: input_axes={input_axes}, "
-                f"output_axes={output_axes}"
-            )
-        rest = [d for i, d in enumerate(shape) if i not in ins and i not in outs]
-        receptive_field = math.prod(rest)
-        fan_in = math.prod(shape[i] for i in ins) * receptive_field
-        fan_out = math.prod(shape[i] for i in outs) * receptive_field
-        return fan_in, fan_out
+        return math.prod(shape[i] for i in ins), math.prod(shape[i] for i in outs)
     if rank == 0:
         return 1, 1
     if rank == 1:
