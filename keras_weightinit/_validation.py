@@ -29,8 +29,7 @@ def check_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
     """
     if shape is None:
         raise ValueError(
-            f"Argument `{name}` must be a tuple of non-negative integers. "
-            f"Received: {name}=None"
+            f"Argument `{name}` must be a tuple of non-negative integers. Received: {name}=None"
         )
     if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
         raise TypeError(
@@ -53,13 +52,11 @@ def check_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
             )
         if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, numbers.Integral):
             raise TypeError(
-                f"Every dimension of `{name}` must be an integer. "
-                f"Received: {name}={tuple(shape)!r}"
+                f"Every dimension of `{name}` must be an integer. Received: {name}={tuple(shape)!r}"
             )
         if dim < 0:
             raise ValueError(
-                f"Every dimension of `{name}` must be non-negative. "
-                f"Received: {name}={tuple(shape)}"
+                f"Every dimension of `{name}` must be non-negative. Received: {name}={tuple(shape)}"
             )
         dims.append(int(dim))
     return tuple(dims)
@@ -76,14 +73,23 @@ def check_float_dtype(dtype: Any) -> str:
         name = keras.backend.standardize_dtype(dtype)
     except (ValueError, TypeError, AttributeError):
         raise ValueError(
-            f"Argument `dtype` must be one of {', '.join(FLOAT_DTYPES)}. "
-            f"Received: dtype={dtype!r}"
+            f"Argument `dtype` must be one of {', '.join(FLOAT_DTYPES)}. Received: dtype={dtype!r}"
         ) from None
     if name not in FLOAT_DTYPES:
         raise ValueError(
             "Weights must be floating point: argument `dtype` must be one of "
             f"{', '.join(FLOAT_DTYPES)}. Received: dtype={name}"
         )
+    if name == "float64" and keras.backend.backend() == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            # JAX would silently hand back float32 (with a warning).
+            raise ValueError(
+                "The JAX backend cannot make float64 weights unless 64-bit "
+                "mode is on (`jax.config.update('jax_enable_x64', True)` or "
+                "JAX_ENABLE_X64=1). Received: dtype=float64"
+            )
     return name
 
 
@@ -97,8 +103,7 @@ def check_positive_finite(value: Any, name: str) -> float:
     value = float(value)
     if not math.isfinite(value) or value <= 0.0:
         raise ValueError(
-            f"Argument `{name}` must be a positive finite number. "
-            f"Received: {name}={value}"
+            f"Argument `{name}` must be a positive finite number. Received: {name}={value}"
         )
     return value
 
@@ -119,19 +124,15 @@ def check_axes(axes: Any, name: str) -> list[int] | None:
         return None
     if isinstance(axes, (str, bytes)) or not isinstance(axes, Sequence):
         raise TypeError(
-            f"Argument `{name}` must be a list of integers or None. "
-            f"Received: {name}={axes!r}"
+            f"Argument `{name}` must be a list of integers or None. Received: {name}={axes!r}"
         )
     out = []
     for axis in axes:
         if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
             raise TypeError(
-                f"Argument `{name}` must be a list of integers or None. "
-                f"Received: {name}={axes!r}"
+                f"Argument `{name}` must be a list of integers or None. Received: {name}={axes!r}"
             )
         out.append(int(axis))
     if len(set(out)) != len(out):
-        raise ValueError(
-            f"Argument `{name}` must not repeat an axis. Received: {name}={axes!r}"
-        )
+        raise ValueError(f"Argument `{name}` must not repeat an axis. Received: {name}={axes!r}")
     return out

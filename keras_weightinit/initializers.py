@@ -15,14 +15,14 @@ truncated to [-2, 2], so that truncation does not shrink the variance.
 
 The six presets only fix `(scale, mode, distribution)`:
 
-| class                 | string name             | scale | mode    | variance                |
-| --------------------- | ----------------------- | ----- | ------- | ----------------------- |
-| `GlorotNormalCustom`  | `"glorot_normal_custom"`  | 1 | fan_avg | `2 / (fan_in + fan_out)` |
-| `GlorotUniformCustom` | `"glorot_uniform_custom"` | 1 | fan_avg | `2 / (fan_in + fan_out)` |
-| `LecunNormalCustom`   | `"lecun_normal_custom"`   | 1 | fan_in  | `1 / fan_in`             |
-| `LecunUniformCustom`  | `"lecun_uniform_custom"`  | 1 | fan_in  | `1 / fan_in`             |
-| `HeNormalCustom`      | `"he_normal_custom"`      | 2 | fan_in  | `2 / fan_in`             |
-| `HeUniformCustom`     | `"he_uniform_custom"`     | 2 | fan_in  | `2 / fan_in`             |
+| class               | string name             | scale | mode    | variance            |
+| ------------------- | ----------------------- | ----- | ------- | ------------------- |
+| GlorotNormalCustom  | "glorot_normal_custom"  | 1     | fan_avg | 2/(fan_in+fan_out)  |
+| GlorotUniformCustom | "glorot_uniform_custom" | 1     | fan_avg | 2/(fan_in+fan_out)  |
+| LecunNormalCustom   | "lecun_normal_custom"   | 1     | fan_in  | 1/fan_in            |
+| LecunUniformCustom  | "lecun_uniform_custom"  | 1     | fan_in  | 1/fan_in            |
+| HeNormalCustom      | "he_normal_custom"      | 2     | fan_in  | 2/fan_in            |
+| HeUniformCustom     | "he_uniform_custom"     | 2     | fan_in  | 2/fan_in            |
 
 Seeds: unlike Keras's built-ins, every call of one instance draws fresh
 values. See `VarianceScalingCustom` for the rules.
@@ -81,9 +81,7 @@ def _check_seed(seed: Any) -> Any:
             "Argument `seed` holds a dict that is not a serialized "
             f"`keras.random.SeedGenerator`. Received: seed={seed!r}"
         )
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(
-        seed, (int, np.integer)
-    ):
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise TypeError(
             "Argument `seed` must be an int, a `keras.random.SeedGenerator` "
             f"or None. Received: seed={seed!r} (of type {type(seed).__name__})"
@@ -223,9 +221,7 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
     def stddev(self, shape: Sequence[int]) -> float:
         """The standard deviation of the weights drawn for `shape`."""
         fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
-        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[
-            self.mode
-        ]
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
         return math.sqrt(self.scale / max(1.0, n))
 
     def __call__(self, shape, dtype=None):
@@ -238,9 +234,7 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
             return keras.random.normal(shape, stddev=std, dtype=dtype, seed=seed)
         if self.distribution == "uniform":
             limit = math.sqrt(3.0) * std
-            return keras.random.uniform(
-                shape, minval=-limit, maxval=limit, dtype=dtype, seed=seed
-            )
+            return keras.random.uniform(shape, minval=-limit, maxval=limit, dtype=dtype, seed=seed)
         return keras.random.truncated_normal(
             shape, stddev=std / TRUNCATED_NORMAL_STD, dtype=dtype, seed=seed
         )

@@ -91,9 +91,10 @@ def get(identifier: Any):
     Raises:
         ValueError: for an unknown name, with suggestions.
     """
-    if isinstance(identifier, str) and identifier not in set(
-        keras.saving.get_custom_objects()
-    ) | _keras_builtin_names():
+    if (
+        isinstance(identifier, str)
+        and identifier not in set(keras.saving.get_custom_objects()) | _keras_builtin_names()
+    ):
         close = difflib.get_close_matches(identifier, known_names(), n=3, cutoff=0.6)
         hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ValueError(
