@@ -40,6 +40,7 @@ from typing import Any, Literal
 import keras
 import numpy as np
 
+from keras_weightinit._layout import draw_with_layout
 from keras_weightinit._validation import (
     check_axes,
     check_choice,
@@ -75,8 +76,9 @@ def _check_seed(seed: Any) -> Any:
             and isinstance(inner, dict)
             and set(inner) <= {"seed", "name"}
             and (inner.get("seed") is None or type(inner.get("seed")) is int)
+            and (inner.get("name") is None or isinstance(inner.get("name"), str))
         ):
-            return keras.random.SeedGenerator(seed=inner.get("seed"))
+            return keras.random.SeedGenerator(seed=inner.get("seed"), name=inner.get("name"))
         raise ValueError(
             "Argument `seed` holds a dict that is not a serialized "
             f"`keras.random.SeedGenerator`. Received: seed={seed!r}"
@@ -224,12 +226,19 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
         return math.sqrt(self.scale / max(1.0, n))
 
-    def __call__(self, shape, dtype=None):
-        """Returns a new tensor of `shape` and float `dtype` (default floatx)."""
+    def __call__(self, shape, dtype=None, layout=None):
+        """Returns a new tensor of `shape` and float `dtype` (default floatx).
+
+        `layout` (JAX only) is the sharding Keras passes under a
+        `keras.distribution` setting: the values are drawn for the global
+        `shape`, with its fans, and laid out shard by shard.
+        """
         shape = check_shape(shape)
         dtype = check_float_dtype(dtype)
         std = self.stddev(shape)
         seed = self._next_seed()
+        if layout is not None:
+            return draw_with_layout(self.distribution, shape, dtype, std, seed, layout)
         if self.distribution == "normal":
             return keras.random.normal(shape, stddev=std, dtype=dtype, seed=seed)
         if self.distribution == "uniform":
