@@ -5,6 +5,7 @@ names (`"he_uniform_custom"`, ...) work in any layer and saved models that use
 them reload. Import it before loading such a model.
 """
 
+from keras_weightinit.activations import resolve_activation as resolve_activation
 from keras_weightinit.fans import compute_fans as compute_fans
 from keras_weightinit.initializers import GlorotNormalCustom as GlorotNormalCustom
 from keras_weightinit.initializers import GlorotUniformCustom as GlorotUniformCustom
@@ -29,4 +30,5 @@ __all__ = [
     "VarianceScalingCustom",
     "compute_fans",
     "get",
+    "resolve_activation",
 ]
