@@ -1,0 +1,98 @@
+"""Drawing weights straight into a sharded layout (JAX distribution API).
+
+Under `keras.distribution.DataParallel` or `ModelParallel`, the JAX backend
+creates a variable in one of these ways:
+
+- if the initializer's `__call__` has a `layout` parameter, it calls
+  `initializer(shape, dtype=dtype, layout=sharding)` with the *global* shape
+  and expects an array already laid out by `sharding`;
+- otherwise, for a variable of 250 MiB or more (counted over the mesh), it
+  traces `initializer.__call__` under `jax.jit(..., out_shardings=sharding)`,
+  and below that it draws the whole tensor on one device and then shards it.
+
+The traced way breaks a `keras.random.SeedGenerator` seed: advancing the
+generator inside the trace leaks a tracer (`UnexpectedTracerError`; Keras's
+own initializers fail the same way). It also bakes the int seed of the call
+into the trace, so fresh values per call would rest on JAX not reusing a
+cached trace.
+
+Our initializers take `layout`, so they always go the first way: the seed is
+drawn in Python on every call, the values are those an unsharded call with
+the same seed gives, the fans are those of the global shape, and each device
+only ever holds its own shard.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+
+
+def draw_with_layout(
+    distribution: str,
+    shape: tuple[int, ...],
+    dtype: str,
+    std: float,
+    seed: int | keras.random.SeedGenerator,
+    layout: Any,
+):
+    """Draws `shape` values of standard deviation `std`, laid out by `layout`.
+
+    Args:
+        distribution: `"normal"`, `"uniform"` or `"truncated_normal"`.
+        shape: The global shape (not a shard's).
+        dtype: A standardized float dtype name.
+        std: The standard deviation of the result.
+        seed: A non-negative int below 2**32, or a `keras.random.SeedGenerator`.
+        layout: A `keras.distribution.TensorLayout` or a
+            `jax.sharding.Sharding`.
+
+    Returns:
+        A `jax.Array` of `shape` and `dtype`, sharded by `layout`.
+
+    Raises:
+        ValueError: on a backend other than JAX, the only one whose
+            variables pass a layout to initializers.
+    """
+    if keras.backend.backend() != "jax":
+        raise ValueError(
+            "Argument `layout` is only supported on the JAX backend. "
+            f"Received: layout={layout!r} with backend={keras.backend.backend()!r}"
+        )
+    import jax
+
+    from keras_weightinit.initializers import TRUNCATED_NORMAL_STD
+
+    if isinstance(layout, keras.distribution.TensorLayout):
+        layout = layout.backend_layout
+    if isinstance(seed, keras.random.SeedGenerator):
+        key = seed.next()
+    else:
+        # The raw key Keras's JAX backend builds from an int seed, so a
+        # sharded draw equals the unsharded one with the same seed.
+        key = np.array([seed, 0], dtype="uint32")
+
+    def sample(key, out_sharding=None):
+        if distribution == "normal":
+            return jax.random.normal(key, shape, dtype, out_sharding=out_sharding) * std
+        if distribution == "uniform":
+            limit = math.sqrt(3.0) * std
+            return jax.random.uniform(
+                key, shape, dtype, minval=-limit, maxval=limit, out_sharding=out_sharding
+            )
+        values = jax.random.truncated_normal(
+            key, -2.0, 2.0, shape, dtype, out_sharding=out_sharding
+        )
+        return values * (std / TRUNCATED_NORMAL_STD)
+
+    axis_types = getattr(getattr(layout, "mesh", None), "axis_types", ())
+    if axis_types and all(t == jax.sharding.AxisType.Explicit for t in axis_types):
+        # Keras calls us inside `jax.sharding.explicit_axes`.
+        return sample(key, out_sharding=layout)
+    # Called directly with an ordinary sharding: the key is an argument of
+    # the jitted function, not a constant of its trace, so no cached trace
+    # can repeat an earlier draw.
+    return jax.jit(sample, out_shardings=layout)(key)
