@@ -6,6 +6,10 @@ them reload. Import it before loading such a model.
 """
 
 from keras_weightinit.activations import resolve_activation as resolve_activation
+from keras_weightinit.diagnostics import Diagnosis as Diagnosis
+from keras_weightinit.diagnostics import LayerSignal as LayerSignal
+from keras_weightinit.diagnostics import Thresholds as Thresholds
+from keras_weightinit.diagnostics import diagnose as diagnose
 from keras_weightinit.fans import compute_fans as compute_fans
 from keras_weightinit.initializers import GlorotNormalCustom as GlorotNormalCustom
 from keras_weightinit.initializers import GlorotUniformCustom as GlorotUniformCustom
@@ -28,7 +32,11 @@ __all__ = [
     "LecunNormalCustom",
     "LecunUniformCustom",
     "VarianceScalingCustom",
+    "Diagnosis",
+    "LayerSignal",
+    "Thresholds",
     "compute_fans",
+    "diagnose",
     "get",
     "resolve_activation",
 ]
