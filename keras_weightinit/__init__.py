@@ -10,7 +10,9 @@ from keras_weightinit.diagnostics import Diagnosis as Diagnosis
 from keras_weightinit.diagnostics import LayerSignal as LayerSignal
 from keras_weightinit.diagnostics import Thresholds as Thresholds
 from keras_weightinit.diagnostics import diagnose as diagnose
+from keras_weightinit.factory import for_activation as for_activation
 from keras_weightinit.fans import compute_fans as compute_fans
+from keras_weightinit.gains import gain as gain
 from keras_weightinit.initializers import GlorotNormalCustom as GlorotNormalCustom
 from keras_weightinit.initializers import GlorotUniformCustom as GlorotUniformCustom
 from keras_weightinit.initializers import HeNormalCustom as HeNormalCustom
@@ -37,6 +39,8 @@ __all__ = [
     "Thresholds",
     "compute_fans",
     "diagnose",
+    "for_activation",
+    "gain",
     "get",
     "resolve_activation",
 ]

@@ -1,0 +1,341 @@
+"""Gains for every activation: exact where a closed form exists, numerical otherwise.
+
+A gain `g` sets the weights' variance to `g² / fan_in` (so the
+`VarianceScalingCustom` scale is `g²`). It undoes what the activation does to
+the second moment of the signal. With `z ~ N(0, 1)` there are two natural
+definitions, and `gain(..., method=...)` computes either:
+
+- `"second_moment"`: `g = 1 / sqrt(E[f(z)²])`. If a layer's pre-activations
+  have unit variance, the next layer's pre-activations have unit variance
+  too. It is He's derivation (`E[relu(z)²] = 1/2`, so `g = sqrt(2)`).
+- `"fixed_point"`: `g = σ*` with `E[f(σ* z)²] = 1`. The pre-activations
+  have std `σ*` and the layer's *outputs* have unit second moment, the
+  "unit-variance input" the next layer's fan-in rule assumes.
+
+Both are fixed points of the layer-to-layer variance map
+`q -> g² · E[f(sqrt(q) z)²]` (`q` the pre-activations' variance), at
+different operating points: `q = 1` and `q = σ*²`. They coincide when `f` is
+positively homogeneous (`f(s x) = s f(x)` for `s > 0`: linear, relu, leaky
+relu), since then every `q` is a fixed point, and differ for every other
+activation (elu: 1.2452 and 1.2780).
+
+Whether a constant gain keeps a *deep* stack at its fixed point depends on the
+slope of that map there: the fixed point attracts when the ratio
+`E[f(sqrt(q) z)²] / q` falls as `q` grows, and repels when it rises. For elu,
+celu, softplus, log_sigmoid and sparse_plus it falls (elu: from 1 for small
+inputs, where elu(x) ≈ x, to 1/2, where it is a relu), so either gain is
+depth-stable. For gelu, silu/swish, hard_silu and mish it rises, from 1/4
+(near 0, f(x) ≈ x/2) to 1/2 (for large inputs f is a relu): the fixed point
+repels, and a small deviation grows layer after layer, towards zero below it
+(He's scale 2 is below every fixed point, so the signal vanishes) or towards
+the relu regime above it. No constant gain is depth-stable for them;
+data-driven rescaling (LSUV) is the remedy.
+
+Bounded activations (tanh, sigmoid, softsign, hard_tanh, ...) have no fixed
+point: `E[f(s z)²] < 1` for every `s`, so `method="fixed_point"` raises.
+
+Numerics: `E[f(σ z)²]` is computed by Gauss–Hermite quadrature (probabilists'
+form, `numpy.polynomial.hermite_e.hermegauss`, 201 nodes: exact to rounding
+for smooth activations). For piecewise activations with kinks or jumps
+(relu6, hard_silu, hard_tanh, elu, ...) a Gauss–Hermite rule converges
+slowly across the kink (1e-3 relative and worse), so the integral is split at
+the known breakpoints and each piece integrated by Gauss–Legendre; pass
+`breakpoints=` for a function of your own that has kinks. The fixed point is
+found with `scipy.optimize.brentq`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import keras
+import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+from numpy.polynomial.legendre import leggauss
+from scipy import optimize, special
+
+from keras_weightinit.activations import (
+    ResolvedActivation,
+    is_activation_layer,
+    resolve_activation,
+)
+
+Method = Literal["second_moment", "fixed_point"]
+METHODS = ("second_moment", "fixed_point")
+
+# Gauss–Hermite nodes: 201 make the rule exact to rounding for every smooth
+# Keras activation at the scales the root search visits.
+_HERMITE_NODES = 201
+# Split integration: |z| <= 12 holds all but ~4e-33 of the Gaussian mass.
+_Z_MAX = 12.0
+_LEGENDRE_NODES = 64
+# Fixed-point search grid for sigma (the std of the pre-activations).
+_SIGMA_GRID = np.logspace(-3, 3, 121)
+
+
+@functools.lru_cache(maxsize=1)
+def _hermite_rule() -> tuple[np.ndarray, np.ndarray]:
+    nodes, weights = hermegauss(_HERMITE_NODES)
+    return nodes, weights / math.sqrt(2.0 * math.pi)  # weights of N(0, 1)
+
+
+@functools.lru_cache(maxsize=1)
+def _legendre_rule() -> tuple[np.ndarray, np.ndarray]:
+    return leggauss(_LEGENDRE_NODES)
+
+
+def _as_float64(y: Any) -> np.ndarray:
+    if not isinstance(y, np.ndarray):
+        y = keras.ops.convert_to_numpy(y)
+    return np.asarray(y, dtype=np.float64)
+
+
+def _expect_square(
+    fn: Callable[[np.ndarray], Any], sigma: float, breakpoints: Sequence[float] = ()
+) -> float:
+    """`E[fn(sigma z)²]` for `z ~ N(0, 1)`."""
+    if sigma <= 0.0:
+        return float(_as_float64(fn(np.zeros(1)))[0] ** 2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cuts = sorted({b / sigma for b in breakpoints if abs(b / sigma) < _Z_MAX})
+        if not cuts:
+            z, w = _hermite_rule()
+            return float(np.sum(w * _as_float64(fn(sigma * z)) ** 2))
+        # Gauss–Legendre on each smooth piece of [-Z, Z].
+        t, w = _legendre_rule()
+        edges = [-_Z_MAX, *cuts, _Z_MAX]
+        total = 0.0
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            half = 0.5 * (hi - lo)
+            z = lo + half * (t + 1.0)
+            density = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+            total += half * float(np.sum(w * density * _as_float64(fn(sigma * z)) ** 2))
+        return total
+
+
+def _breakpoints(act: ResolvedActivation) -> tuple[float, ...]:
+    """Where a built-in activation has a kink or a jump."""
+    p = act.params
+    name = act.name
+    if name == "relu":
+        points = {0.0, p["threshold"]}
+        if p["max_value"] is not None:
+            points.add(p["max_value"])
+        return tuple(points)
+    if name in ("leaky_relu", "elu", "celu", "selu"):
+        return (0.0,)
+    if name == "relu6":
+        return (0.0, 6.0)
+    if name in ("hard_sigmoid", "hard_silu"):
+        return (-3.0, 3.0)
+    if name in ("sparse_sigmoid", "hard_tanh", "sparse_plus"):
+        return (-1.0, 1.0)
+    if name in ("soft_shrink", "hard_shrink"):
+        return (-p["threshold"], p["threshold"])
+    if name == "threshold":
+        return (p["threshold"],)
+    return ()
+
+
+def _homogeneous_slope(act: ResolvedActivation) -> float | None:
+    """Negative slope `a` if `f(x) = x (x > 0), a·x (x < 0)`, else None."""
+    if act.name == "linear":
+        return 1.0
+    if act.name == "leaky_relu":
+        return act.params["negative_slope"]
+    if act.name == "relu" and act.params["max_value"] is None and act.params["threshold"] == 0:
+        return act.params["negative_slope"]
+    return None
+
+
+def _moment_function(activation: Any, breakpoints: Sequence[float] | None):
+    """(description, sigma -> E[f(sigma z)²], closed-form gain or None)."""
+    try:
+        act = resolve_activation(activation)
+    except ValueError:
+        if (
+            not callable(activation)
+            or isinstance(activation, keras.layers.Layer)
+            or isinstance(activation, str)
+        ):
+            raise
+        # A function of the user's own: elementwise, smoothness unknown.
+        points = tuple(breakpoints or ())
+        name = getattr(activation, "__name__", repr(activation))
+        return name, lambda s: _expect_square(activation, s, points), None
+
+    points = tuple(breakpoints) if breakpoints is not None else _breakpoints(act)
+    slope = _homogeneous_slope(act)
+    if slope is not None:
+        # E[f(z)²] = (1 + a²) / 2 for x -> x, a·x (linear: a = 1).
+        return act.name, None, math.sqrt(2.0 / (1.0 + slope * slope))
+    if act.name == "selu":
+        # SELU's constants are chosen so that E[selu(z)²] = 1 (and the mean
+        # 0): N(0, 1) is its fixed point, the gain is 1 by construction.
+        return act.name, None, 1.0
+    if act.name == "glu":
+        # glu(a, b) = a · sigmoid(b), a and b independent N(0, sigma²):
+        # E[glu²] = sigma² · E[sigmoid(sigma z)²].
+        return (
+            act.name,
+            lambda s: s * s * _expect_square(special.expit, s),
+            None,
+        )
+    if not act.elementwise:
+        raise ValueError(
+            f"Activation {act.name!r} normalizes across an axis (it is not "
+            "elementwise): its output's second moment depends on the number of "
+            "units, not only on the input's variance, so it has no gain. It "
+            "belongs on an output layer; for_activation gives it Glorot. "
+            f"Received: activation={activation!r}"
+        )
+    return act.name, lambda s: _expect_square(act.fn, s, points), None
+
+
+def gain(
+    activation: Any,
+    method: Method = "second_moment",
+    *,
+    breakpoints: Sequence[float] | None = None,
+) -> float:
+    """The gain of an activation: weights' variance `gain² / fan_in`.
+
+    `method="second_moment"` gives `1 / sqrt(E[f(z)²])`; `"fixed_point"`
+    gives `σ*` with `E[f(σ* z)²] = 1`, `z ~ N(0, 1)` (see the module
+    docstring for why they differ and when neither is depth-stable).
+    `VarianceScalingCustom(scale=gain**2, mode="fan_in")` applies it.
+
+    | activation           | second_moment | fixed_point   | PyTorch `calculate_gain` |
+    | -------------------- | ------------- | ------------- | ------------------------ |
+    | linear / None        | 1             | 1             | 1                        |
+    | relu                 | √2 = 1.4142   | √2            | √2                       |
+    | leaky_relu, slope a  | √(2/(1+a²))   | √(2/(1+a²))   | √(2/(1+a²)), a = 0.01    |
+    | a = 0.2 (function)   | 1.3868        | 1.3868        |                          |
+    | a = 0.3 (layer)      | 1.3546        | 1.3546        |                          |
+    | selu                 | 1             | 1             | 3/4 (empirical)          |
+    | elu                  | 1.2452        | 1.2780        | raises                   |
+    | gelu (exact)         | 1.5335        | 1.4680        | raises                   |
+    | silu / swish         | 1.6765        | 1.5588        | raises                   |
+    | hard_silu            | 1.7367        | 1.5672        | raises                   |
+    | mish                 | 1.4868        | 1.4515        | raises                   |
+    | softplus             | 1.0419        | 1.0832        | raises                   |
+    | tanh                 | 1.5925        | none: bounded | 5/3 (empirical)          |
+    | sigmoid              | 1.8462        | none: bounded | 1                        |
+
+    The scale is the square (relu 2, gelu fixed point 2.1551, silu 2.4297,
+    mish 2.1068, elu 1.6332). linear, relu, leaky relu and selu are exact
+    closed forms; the rest come from quadrature. Any other elementwise
+    activation works, including a function of your own; activations that
+    act across an axis (softmax, log_softmax, sparsemax) have no gain.
+
+    Why PyTorch differs: its tanh 5/3 and selu 3/4 are empirical choices
+    (5/3 keeps a deep tanh stack's std from shrinking; 3/4 is the SELU gain
+    that keeps gradients tamer), not variance-preserving constants; its
+    sigmoid 1 is Glorot's linear-regime assumption.
+
+    Examples:
+
+    >>> round(gain("relu"), 6)
+    1.414214
+    >>> round(gain(keras.layers.LeakyReLU(negative_slope=0.3)), 4)
+    1.3546
+    >>> round(gain("gelu", method="fixed_point") ** 2, 4)
+    2.1551
+    >>> round(gain(lambda x: 2 * x), 6)  # any elementwise function
+    0.5
+
+    Args:
+        activation: Anything `resolve_activation` accepts (a name, a Keras
+            activation function or layer, None), or any elementwise function
+            of your own that takes a NumPy float64 array (returning a NumPy
+            array or a backend tensor).
+        method: `"second_moment"` (default, defined for every elementwise
+            activation) or `"fixed_point"`.
+        breakpoints: Positions of kinks or jumps of `activation`, where the
+            integral is split; known for Keras's activations, give them for
+            a piecewise function of your own.
+
+    Returns:
+        The gain, a positive float.
+
+    Raises:
+        ValueError: for an unknown method or activation; an activation that
+            acts across an axis; `"fixed_point"` for an activation with no
+            fixed point (bounded ones such as tanh and sigmoid, or one whose
+            `E[f(σ z)²]` exceeds 1 at every σ, such as exponential); an
+            activation that is zero almost everywhere.
+
+    Reference:
+        - He et al., 2015, "Delving Deep into Rectifiers" (relu, leaky relu).
+        - Klambauer et al., 2017, "Self-Normalizing Neural Networks" (selu).
+        - Poole et al., 2016, "Exponential expressivity in deep neural
+          networks through transient chaos" (the variance map and its fixed
+          points).
+    """
+    if method not in METHODS:
+        raise ValueError(
+            f"Argument `method` must be one of {', '.join(map(repr, METHODS))}. "
+            f"Received: method={method!r}"
+        )
+    if breakpoints is not None:
+        if isinstance(breakpoints, (str, bytes)) or not all(
+            isinstance(b, numbers.Real) and math.isfinite(b) for b in breakpoints
+        ):
+            raise ValueError(
+                "Argument `breakpoints` must be a sequence of finite numbers. "
+                f"Received: breakpoints={breakpoints!r}"
+            )
+    if isinstance(activation, keras.layers.Layer) and not is_activation_layer(activation):
+        resolve_activation(activation)  # raises the "not an activation layer" error
+    name, moment, exact = _moment_function(activation, breakpoints)
+    if exact is not None:
+        return exact
+    if method == "second_moment":
+        m = moment(1.0)
+        if not (m > 0.0 and math.isfinite(m)):
+            raise ValueError(
+                f"E[f(z)²] of activation {name!r} is {m}, so it has no "
+                f"second-moment gain. Received: activation={activation!r}"
+            )
+        return 1.0 / math.sqrt(m)
+    return _fixed_point(name, moment, activation)
+
+
+def _fixed_point(name: str, moment: Callable[[float], float], activation: Any) -> float:
+    """The smallest sigma with E[f(sigma z)²] = 1, or a ValueError saying why not."""
+    values = np.array([moment(float(s)) for s in _SIGMA_GRID])
+    values = np.where(np.isnan(values), np.inf, values)
+    below = values < 1.0
+    crossings = np.nonzero(below[:-1] != below[1:])[0]
+    if crossings.size == 0:
+        lo, hi = _SIGMA_GRID[0], _SIGMA_GRID[-1]
+        if below.all():
+            raise ValueError(
+                f"Activation {name!r} has no fixed-point gain: E[f(σ z)²] "
+                f"stays below 1 for every σ (it is {values[0]:.4g} at "
+                f"σ={lo:g} and {values[-1]:.4g} at σ={hi:g}). A bounded "
+                "activation (tanh, sigmoid, ...) cannot give its outputs unit "
+                "second moment at any weight scale. Use "
+                "method='second_moment', or the Glorot default. "
+                f"Received: activation={activation!r}"
+            )
+        raise ValueError(
+            f"Activation {name!r} has no fixed-point gain: E[f(σ z)²] "
+            f"exceeds 1 for every σ (it is {values[0]:.4g} at σ={lo:g}), so "
+            "no weight scale gives its outputs unit second moment. Use "
+            f"method='second_moment'. Received: activation={activation!r}"
+        )
+    i = int(crossings[0])
+    return float(
+        optimize.brentq(
+            lambda s: moment(s) - 1.0,
+            _SIGMA_GRID[i],
+            _SIGMA_GRID[i + 1],
+            xtol=1e-14,
+            rtol=1e-13,
+        )
+    )
