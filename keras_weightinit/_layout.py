@@ -69,7 +69,11 @@ def draw_with_layout(
     if isinstance(layout, keras.distribution.TensorLayout):
         layout = layout.backend_layout
     if isinstance(seed, keras.random.SeedGenerator):
-        key = seed.next()
+        # What `seed.next()` does, on host copies: Keras calls us inside
+        # `jax.set_mesh`, where arithmetic on the generator's state (itself
+        # a variable laid out on the mesh) mixes two kinds of mesh and fails.
+        key = np.asarray(seed.state.value)
+        seed.state.assign(key + np.array([0, 1], dtype=key.dtype))
     else:
         # The raw key Keras's JAX backend builds from an int seed, so a
         # sharded draw equals the unsharded one with the same seed.
