@@ -1,0 +1,217 @@
+"""What `initialize` did to each layer, as a table and a CI check."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from typing import Any
+
+
+class SignalOutOfBandError(AssertionError):
+    """Raised by `InitReport.check` when a layer's signal left the band."""
+
+
+@dataclasses.dataclass
+class LayerInit:
+    """One kernel `initialize` re-initialized.
+
+    Attributes:
+        layer: The layer's name.
+        layer_type: The layer's class name.
+        weight: Which kernel (`"kernel"`, `"depthwise_kernel"`, ...).
+        shape: The kernel's shape.
+        fan_in, fan_out: The fans used, from the layer type.
+        activation: The activation found after the kernel (canonical name).
+        activation_source: Where it was found: `"own"` (the layer's
+            `activation`), `"layer <name>"` (an activation layer in the graph),
+            `"order <name>"` (the next layer of a subclassed model, which has
+            no graph), `"ambiguous ..."`, or `"none"`.
+        initializer: The class name of the initializer written to the layer.
+        config: Its config, as written (`scale` holds the LSUV factor folded in).
+        scale: Variance times fan (`gain²`), after LSUV if any.
+        mode: `"fan_in"`, `"fan_out"` or `"fan_avg"` (`"orthogonal"` for an
+            orthogonal matrix).
+        weight_std: The standard deviation of the kernel values.
+        std_before: The std of the layer's output (before its activation) on
+            the data, with the weights the model had; `None` without data or
+            on rows that do not carry the layer's output.
+        std_after: The same after `initialize`.
+        lsuv_iterations: Rescaling steps taken by LSUV (`None` if not run).
+        lsuv_factor: The product of LSUV's rescaling factors.
+        note: Anything worth knowing (why LSUV skipped this kernel, ...).
+    """
+
+    layer: str
+    layer_type: str
+    weight: str
+    shape: tuple[int, ...]
+    fan_in: int
+    fan_out: int
+    activation: str
+    activation_source: str
+    initializer: str
+    config: dict[str, Any]
+    scale: float
+    mode: str
+    weight_std: float
+    std_before: float | None = None
+    std_after: float | None = None
+    lsuv_iterations: int | None = None
+    lsuv_factor: float | None = None
+    note: str = ""
+
+
+@dataclasses.dataclass
+class SkippedLayer:
+    """A layer `initialize` left unchanged, with the reason."""
+
+    layer: str
+    layer_type: str
+    reason: str
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x == 0 or (1e-3 <= abs(x) < 1e4):
+        return f"{x:.4g}"
+    return f"{x:.3e}"
+
+
+@dataclasses.dataclass
+class InitReport:
+    """The result of `keras_weightinit.initialize`.
+
+    Iterating gives one `LayerInit` per kernel, in forward order;
+    `report["dense_1"]` the rows of one layer; `str(report)` a table;
+    `report.skipped` the layers left unchanged and why.
+
+    Attributes:
+        method: `"analytic"` or `"lsuv"`.
+        layers: The `LayerInit` rows.
+        skipped: The `SkippedLayer` rows.
+        seed: The seed argument `initialize` received.
+        measured: Whether output stds were measured on data.
+    """
+
+    method: str
+    layers: list[LayerInit]
+    skipped: list[SkippedLayer]
+    seed: int | None
+    measured: bool
+
+    def __iter__(self) -> Iterator[LayerInit]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, name: str) -> list[LayerInit]:
+        rows = [row for row in self.layers if row.layer == name]
+        if not rows:
+            raise KeyError(
+                f"No layer named {name!r} was initialized. Layers: "
+                f"{', '.join(dict.fromkeys(r.layer for r in self.layers))}"
+            )
+        return rows
+
+    def signals(self) -> dict[str, float]:
+        """Layer name -> output std after initialization (measured rows)."""
+        return {r.layer: r.std_after for r in self.layers if r.std_after is not None}
+
+    def check(self, low: float = 0.5, high: float = 2.0) -> None:
+        """Raises if any layer's output std after initialization is outside [low, high].
+
+        Meant for CI: `initialize(model, batch).check(0.8, 1.25)`. The band
+        applies to the std of each layer's output before its activation
+        (the `std_after` column); non-finite values always fail.
+
+        Args:
+            low: The smallest acceptable std.
+            high: The largest acceptable std.
+
+        Raises:
+            ValueError: if the band is not `0 <= low < high`, or the report
+                holds no measurement (call `initialize` with `data`).
+            SignalOutOfBandError: naming every layer outside the band.
+        """
+        for name, value in (("low", low), ("high", high)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(
+                    f"Argument `{name}` must be a number. Received: {name}={value!r}"
+                )
+        if not (0 <= low < high) or not math.isfinite(high):
+            raise ValueError(
+                "Arguments `low` and `high` must satisfy 0 <= low < high < inf. "
+                f"Received: low={low}, high={high}"
+            )
+        signals = self.signals()
+        if not signals:
+            raise ValueError(
+                "The report holds no measured signal: pass a batch of inputs as "
+                "`data` to `initialize` to measure each layer's output."
+            )
+        bad = {
+            name: std
+            for name, std in signals.items()
+            if not (math.isfinite(std) and low <= std <= high)
+        }
+        if bad:
+            listed = ", ".join(f"{name} (std {_fmt(std)})" for name, std in bad.items())
+            raise SignalOutOfBandError(
+                f"{len(bad)} of {len(signals)} layers have an output std outside "
+                f"[{low}, {high}]: {listed}"
+            )
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as plain dicts (for pandas, JSON, ...)."""
+        return [dataclasses.asdict(r) for r in self.layers]
+
+    def __str__(self) -> str:
+        header = [
+            "layer", "type", "weight", "shape", "fan_in", "fan_out", "activation",
+            "initializer", "scale", "w std",
+        ]
+        if self.measured:
+            header += ["std before", "std after"]
+        if self.method == "lsuv":
+            header += ["lsuv steps"]
+        table = [header]
+        for r in self.layers:
+            act = r.activation
+            if r.activation_source not in ("own", "none"):
+                act += f" ({r.activation_source})"
+            row = [
+                r.layer, r.layer_type, r.weight, "x".join(map(str, r.shape)) or "()",
+                str(r.fan_in), str(r.fan_out), act, r.initializer,
+                _fmt(r.scale), _fmt(r.weight_std),
+            ]
+            if self.measured:
+                row += [_fmt(r.std_before), _fmt(r.std_after)]
+            if self.method == "lsuv":
+                row += ["-" if r.lsuv_iterations is None else str(r.lsuv_iterations)]
+            table.append(row)
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        lines = [
+            f"Initialization report ({self.method}, seed={self.seed}): "
+            f"{len(self.layers)} kernels, {len(self.skipped)} layers left unchanged"
+        ]
+        for k, row in enumerate(table):
+            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            if k == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        notes = [f"{r.layer}/{r.weight}: {r.note}" for r in self.layers if r.note]
+        if notes:
+            lines.append("Notes:")
+            lines += [f"  {n}" for n in notes]
+        if self.skipped:
+            lines.append("Left unchanged:")
+            lines += [f"  {s.layer} ({s.layer_type}): {s.reason}" for s in self.skipped]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"<InitReport method={self.method!r} kernels={len(self.layers)} "
+            f"skipped={len(self.skipped)}>"
+        )
