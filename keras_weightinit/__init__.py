@@ -22,7 +22,13 @@ from keras_weightinit.initializers import LecunUniformCustom as LecunUniformCust
 from keras_weightinit.initializers import (
     VarianceScalingCustom as VarianceScalingCustom,
 )
+from keras_weightinit.model_init import Fans as Fans
+from keras_weightinit.model_init import initialize as initialize
+from keras_weightinit.model_init import layer_fans as layer_fans
 from keras_weightinit.registry import get as get
+from keras_weightinit.report import InitReport as InitReport
+from keras_weightinit.report import LayerInit as LayerInit
+from keras_weightinit.report import SignalOutOfBandError as SignalOutOfBandError
 
 __version__ = "0.1.0"
 
@@ -35,6 +41,10 @@ __all__ = [
     "LecunUniformCustom",
     "VarianceScalingCustom",
     "Diagnosis",
+    "Fans",
+    "InitReport",
+    "LayerInit",
+    "SignalOutOfBandError",
     "LayerSignal",
     "Thresholds",
     "compute_fans",
@@ -42,5 +52,7 @@ __all__ = [
     "for_activation",
     "gain",
     "get",
+    "initialize",
+    "layer_fans",
     "resolve_activation",
 ]
