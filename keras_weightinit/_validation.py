@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -136,3 +137,59 @@ def check_axes(axes: Any, name: str) -> list[int] | None:
     if len(set(out)) != len(out):
         raise ValueError(f"Argument `{name}` must not repeat an axis. Received: {name}={axes!r}")
     return out
+
+
+_INT64_MAX = 2**63 - 1
+_ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+
+
+def _physical_memory() -> int | None:
+    """Bytes of physical memory, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_size(shape: tuple[int, ...], dtype: str) -> None:
+    """Raises unless a tensor of `shape` and float `dtype` can be allocated.
+
+    A dimension past the int64 range, or a tensor larger than the machine's
+    physical memory (a `.keras` file edited to say `units=10**12`), gets a
+    `ValueError` naming the shape and the size, before any backend tries to
+    allocate it.
+    """
+    if any(dim > _INT64_MAX for dim in shape):
+        raise ValueError(
+            f"Every dimension of `shape` must fit in int64 (at most {_INT64_MAX}). "
+            f"Received: shape={shape}"
+        )
+    nbytes = math.prod(shape) * _ITEMSIZE[dtype]
+    memory = _physical_memory()
+    if memory is not None and nbytes > memory:
+        raise ValueError(
+            f"A {dtype} tensor of shape {shape} needs {nbytes} bytes "
+            f"({nbytes / 2**30:.4g} GiB), more than this machine's physical "
+            f"memory ({memory / 2**30:.4g} GiB). Received: shape={shape}, dtype={dtype}"
+        )
+
+
+def check_fits_dtype(std: float, dtype: str, scale: float) -> None:
+    """Raises when weights of standard deviation `std` would overflow `dtype`.
+
+    Ten standard deviations must be representable: no backend's normal
+    sampler draws further out than that, and the uniform limit is
+    `sqrt(3)·std`. Past it the tensor would hold inf or nan.
+    """
+    largest = {
+        "float16": 65504.0,
+        "bfloat16": 3.3895313892515355e38,
+        "float32": float(np.finfo(np.float32).max),
+        "float64": float(np.finfo(np.float64).max),
+    }[dtype]
+    if not 10.0 * std <= largest:
+        raise ValueError(
+            f"Weights of standard deviation {std:.6g} would overflow {dtype} "
+            f"(largest value {largest:.6g}): argument `scale` is too large for "
+            f"this dtype. Received: scale={scale}, dtype={dtype}"
+        )

@@ -44,9 +44,11 @@ from keras_weightinit._layout import draw_with_layout
 from keras_weightinit._validation import (
     check_axes,
     check_choice,
+    check_fits_dtype,
     check_float_dtype,
     check_positive_finite,
     check_shape,
+    check_size,
 )
 from keras_weightinit.fans import compute_fans
 from keras_weightinit.registry import register
@@ -236,6 +238,9 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
         shape = check_shape(shape)
         dtype = check_float_dtype(dtype)
         std = self.stddev(shape)
+        check_fits_dtype(std, dtype, self.scale)
+        if layout is None:  # a sharded tensor may exceed one host's memory
+            check_size(shape, dtype)
         seed = self._next_seed()
         if layout is not None:
             return draw_with_layout(self.distribution, shape, dtype, std, seed, layout)
