@@ -126,8 +126,8 @@ def _breakpoints(act: ResolvedActivation) -> tuple[float, ...]:
         if p["max_value"] is not None:
             points.add(p["max_value"])
         return tuple(points)
-    if name in ("leaky_relu", "elu", "celu", "selu"):
-        return (0.0,)
+    if name in ("leaky_relu", "elu", "celu", "selu", "softsign"):
+        return (0.0,)  # softsign: |x| makes its second derivative jump
     if name == "relu6":
         return (0.0, 6.0)
     if name in ("hard_sigmoid", "hard_silu"):
