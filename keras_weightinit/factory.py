@@ -113,8 +113,8 @@ def for_activation(
     >>> init = for_activation("gelu", gain="fixed_point")
     >>> round(init.get_config()["scale"], 4)
     2.1551
-    >>> init((256, 64)).shape
-    TensorShape([256, 64])
+    >>> tuple(init((256, 64)).shape)
+    (256, 64)
 
     Args:
         activation: Anything `keras_weightinit.resolve_activation` accepts: a
