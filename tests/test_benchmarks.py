@@ -1,0 +1,95 @@
+"""The benchmark script runs, briefly and at tiny sizes, so that it cannot rot.
+
+No speed is asserted: the machines that run the suite are shared and their
+timings are noise. What is asserted is that each case produces its rows and
+that the memory measurement sees the tensor a backend allocates.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_initializers.py"
+
+
+def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--backend", keras.backend.backend(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"STDOUT:\n{result.stdout}\nSTDERR:\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+def test_help_lists_the_options():
+    out = _ok(_run("--help", timeout=60))
+    for option in ("--backend", "--quick", "--cases", "--rows", "--runs", "--json"):
+        assert option in out
+
+
+def test_unknown_row_is_refused():
+    result = _run("--quick", "--rows", "he_uniform_customm", timeout=60)
+    assert result.returncode != 0
+    assert "he_uniform_customm" in result.stderr
+    assert "he_uniform_custom" in result.stderr  # the known rows are listed
+
+
+@pytest.mark.slow
+def test_timing_cases_produce_every_selected_row(tmp_path):
+    out_json = tmp_path / "timing.json"
+    stdout = _ok(
+        _run(
+            "--quick",
+            "--cases", "dense,model,model_init",
+            "--rows", "he_uniform_custom,numpy random",
+            "--runs", "2",
+            "--warmup", "0",
+            "--no-memory",
+            "--json", str(out_json),
+        )
+    )  # fmt: skip
+    raw = json.loads(out_json.read_text())
+    assert raw["backend"] == keras.backend.backend()
+    dense = raw["cases"]["dense"]["timing"]["times"]
+    # The row asked for, its Keras baseline, and the NumPy reference, each
+    # timed once per round.
+    assert set(dense) == {"he_uniform_custom", "keras he_uniform", "numpy random"}
+    assert all(len(t) == 2 and min(t) > 0 for t in dense.values())
+    # NumPy cannot build a Keras model: that case has only the Keras rows.
+    model = raw["cases"]["model"]["timing"]["times"]
+    assert set(model) == {"he_uniform_custom", "keras he_uniform"}
+    assert "| he_uniform_custom | keras he_uniform |" in stdout
+    model_init = raw["cases"]["model_init"]
+    if not model_init.get("skipped"):
+        assert set(model_init["times"]) >= {"initialize(model)", "LSUV", "one forward pass"}
+        assert "× one forward pass" in stdout
+
+
+@pytest.mark.slow
+def test_memory_case_sees_the_tensor_the_backend_allocates(tmp_path):
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("peak memory is measured through Linux's /proc")
+    out_json = tmp_path / "memory.json"
+    stdout = _ok(
+        _run("--quick", "--cases", "huge", "--rows", "he_uniform_custom", "--json", str(out_json))
+    )
+    memory = json.loads(out_json.read_text())["cases"]["huge"]["memory"]
+    assert set(memory) == {"he_uniform_custom", "keras he_uniform"}
+    for row in memory.values():
+        # The drawn tensor stays alive until VmHWM is read, so the peak is at
+        # least its size (minus a little: RSS is counted in pages and other
+        # threads may free memory meanwhile). A method blind to backend
+        # allocations (tracemalloc) would report about 0 here.
+        assert row["peak_bytes"] >= 0.9 * row["tensor_bytes"], row
+    assert "peak / size" in stdout
