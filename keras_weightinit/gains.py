@@ -222,7 +222,7 @@ def gain(
     | silu / swish         | 1.6765        | 1.5588        | raises                   |
     | hard_silu            | 1.7367        | 1.5672        | raises                   |
     | mish                 | 1.4868        | 1.4515        | raises                   |
-    | softplus             | 1.0419        | 1.0832        | raises                   |
+    | softplus             | 1.0419        | 1.0831        | raises                   |
     | tanh                 | 1.5925        | none: bounded | 5/3 (empirical)          |
     | sigmoid              | 1.8462        | none: bounded | 1                        |
 

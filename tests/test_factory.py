@@ -303,3 +303,15 @@ def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_readme_documents_every_activation():
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md is not beside the tests")
+    text = readme.read_text(encoding="utf-8")
+    section = text.split("## Activations, the factory and gains", 1)[1].split("\n## ", 1)[0]
+    for name in EXPECTED_FAMILY:
+        assert f"`{name}`" in section, name

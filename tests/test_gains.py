@@ -306,3 +306,16 @@ def test_bad_arguments():
         gain(np.tanh, breakpoints=[float("nan")])
     with pytest.raises(ValueError, match="no second-moment gain"):
         gain(lambda x: 0.0 * x)
+
+
+def test_squareplus_against_its_closed_form():
+    # squareplus_b(x) = (x + sqrt(x² + b)) / 2, so f² = (2x² + b + 2x sqrt(x² + b)) / 4
+    # and, the last term being odd, E[f(σz)²] = (2σ² + b) / 4.
+    for b in (0.5, 1.0, 2.0):
+        act = functools.partial(keras.activations.squareplus, b=b)
+        assert gain(act) == pytest.approx(2.0 / math.sqrt(2.0 + b), rel=1e-12)
+        assert gain(act, "fixed_point") == pytest.approx(math.sqrt((4.0 - b) / 2.0), rel=1e-10)
+    # Keras's default b = 4: E[f(σz)²] = 1 + σ²/2 > 1, no fixed point.
+    assert gain("squareplus") == pytest.approx(math.sqrt(2.0 / 3.0), rel=1e-12)
+    with pytest.raises(ValueError, match="exceeds 1 for every σ"):
+        gain("squareplus", "fixed_point")
