@@ -16,7 +16,8 @@ Cases (``--cases``):
 
 Rows: each of our six initializers against Keras's closest built-in
 (``VarianceScaling(..., distribution="untruncated_normal")`` for the normal
-ones, ``GlorotUniform``/``LecunUniform``/``HeUniform`` for the uniform ones),
+ones, rows "keras untruncated glorot_normal" etc.; ``GlorotUniform``,
+``LecunUniform`` and ``HeUniform`` for the uniform ones),
 our variance-corrected truncated normal against Keras's ``HeNormal`` (which
 is truncated), and NumPy's generator (``default_rng().standard_normal`` and
 ``.random`` in float32) as a reference point.
@@ -93,20 +94,20 @@ def _untruncated(scale: float, mode: str) -> dict:
 
 
 ROWS = [
-    ("glorot_normal_custom", "ours", "glorot_normal_custom", "keras VS(1, fan_avg, untruncated)"),
-    ("keras VS(1, fan_avg, untruncated)", "keras", _untruncated(1.0, "fan_avg"), None),
+    ("glorot_normal_custom", "ours", "glorot_normal_custom", "keras untruncated glorot_normal"),
+    ("keras untruncated glorot_normal", "keras", _untruncated(1.0, "fan_avg"), None),
     ("glorot_uniform_custom", "ours", "glorot_uniform_custom", "keras glorot_uniform"),
     ("keras glorot_uniform", "keras", "glorot_uniform", None),
-    ("lecun_normal_custom", "ours", "lecun_normal_custom", "keras VS(1, fan_in, untruncated)"),
-    ("keras VS(1, fan_in, untruncated)", "keras", _untruncated(1.0, "fan_in"), None),
+    ("lecun_normal_custom", "ours", "lecun_normal_custom", "keras untruncated lecun_normal"),
+    ("keras untruncated lecun_normal", "keras", _untruncated(1.0, "fan_in"), None),
     ("lecun_uniform_custom", "ours", "lecun_uniform_custom", "keras lecun_uniform"),
     ("keras lecun_uniform", "keras", "lecun_uniform", None),
-    ("he_normal_custom", "ours", "he_normal_custom", "keras VS(2, fan_in, untruncated)"),
-    ("keras VS(2, fan_in, untruncated)", "keras", _untruncated(2.0, "fan_in"), None),
+    ("he_normal_custom", "ours", "he_normal_custom", "keras untruncated he_normal"),
+    ("keras untruncated he_normal", "keras", _untruncated(2.0, "fan_in"), None),
     ("he_uniform_custom", "ours", "he_uniform_custom", "keras he_uniform"),
     ("keras he_uniform", "keras", "he_uniform", None),
     (
-        "VarianceScalingCustom(2, fan_in, truncated)",
+        "VarianceScalingCustom truncated he",
         "ours",
         {
             "class_name": "keras_weightinit>VarianceScalingCustom",
@@ -115,7 +116,7 @@ ROWS = [
         "keras he_normal (truncated)",
     ),
     ("keras he_normal (truncated)", "keras", "he_normal", None),
-    ("numpy standard_normal", "numpy", "standard_normal", "keras VS(2, fan_in, untruncated)"),
+    ("numpy standard_normal", "numpy", "standard_normal", "keras untruncated he_normal"),
     ("numpy random", "numpy", "random", "keras he_uniform"),
 ]
 ROW_NAMES = [r[0] for r in ROWS]
