@@ -117,6 +117,27 @@ def _expect_square(
         return total
 
 
+def _checked_user_function(activation: Callable) -> Callable[[np.ndarray], np.ndarray]:
+    """`activation` as a NumPy function, after checking it works elementwise."""
+    probe = np.linspace(-3.0, 3.0, 7)
+    try:
+        out = _as_float64(activation(probe))
+    except Exception as error:
+        raise ValueError(
+            "The activation could not be evaluated on a NumPy float64 array "
+            f"({type(error).__name__}: {error}). `gain` calls it on arrays of "
+            "Gaussian quadrature nodes; it may return a NumPy array or a "
+            f"backend tensor. Received: activation={activation!r}"
+        ) from error
+    if out.shape != probe.shape:
+        raise ValueError(
+            "The activation must act elementwise: on an array of shape "
+            f"{probe.shape} it returned shape {out.shape}. "
+            f"Received: activation={activation!r}"
+        )
+    return lambda x: _as_float64(activation(x))
+
+
 def _breakpoints(act: ResolvedActivation) -> tuple[float, ...]:
     """Where a built-in activation has a kink or a jump."""
     p = act.params
@@ -166,7 +187,8 @@ def _moment_function(activation: Any, breakpoints: Sequence[float] | None):
         # A function of the user's own: elementwise, smoothness unknown.
         points = tuple(breakpoints or ())
         name = getattr(activation, "__name__", repr(activation))
-        return name, lambda s: _expect_square(activation, s, points), None
+        fn = _checked_user_function(activation)
+        return name, lambda s: _expect_square(fn, s, points), None
 
     points = tuple(breakpoints) if breakpoints is not None else _breakpoints(act)
     slope = _homogeneous_slope(act)

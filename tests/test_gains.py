@@ -319,3 +319,14 @@ def test_squareplus_against_its_closed_form():
     assert gain("squareplus") == pytest.approx(math.sqrt(2.0 / 3.0), rel=1e-12)
     with pytest.raises(ValueError, match="exceeds 1 for every σ"):
         gain("squareplus", "fixed_point")
+
+
+def test_user_callables_that_cannot_be_integrated():
+    def needs_a_string(x):
+        return x.upper()
+
+    with pytest.raises(ValueError, match="could not be evaluated.*AttributeError") as info:
+        gain(needs_a_string)
+    assert "needs_a_string" in str(info.value)
+    with pytest.raises(ValueError, match="must act elementwise.*shape \\(7,\\).*shape \\(\\)"):
+        gain(lambda x: np.sum(x**2))
