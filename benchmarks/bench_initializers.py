@@ -337,7 +337,8 @@ def child_main(argv: list[str]) -> None:
                 out = _model_init_case(sizes, request["runs"], request["warmup"])
             else:
                 rows = _case_rows(case, request["rows"])
-                out = child_time(case, rows, sizes, request["runs"], request["warmup"])
+                runs = request["model_runs"] if case == "model" else request["runs"]
+                out = child_time(case, rows, sizes, runs, request["warmup"])
             result["cases"][case] = out
     result["backend"] = keras.backend.backend()
     print(RESULT_TAG + json.dumps(result), flush=True)
@@ -491,6 +492,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runs", type=int, default=None, help="Timed rounds (default 11; quick 2)."
     )
+    parser.add_argument(
+        "--model-runs",
+        type=int,
+        default=None,
+        help="Timed rounds of the ~100M-parameter model build (default: min(--runs, 5)).",
+    )
+    parser.add_argument(
+        "--huge-log2",
+        type=int,
+        default=None,
+        help="Elements of the large kernel as a power of two (default 28, i.e. 1 GiB).",
+    )
     parser.add_argument("--warmup", type=int, default=None, help="Warm-up rounds (default 2).")
     parser.add_argument("--no-memory", action="store_true", help="Skip the peak-memory processes.")
     parser.add_argument(
@@ -505,20 +518,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    sizes = dict(QUICK_SIZES if args.quick else FULL_SIZES)
+    if args.huge_log2 is not None:
+        if not 2 <= args.huge_log2 <= 34:
+            parser.error("--huge-log2 must be between 2 and 34")
+        sizes["huge"] = (2 ** (args.huge_log2 // 2), 2 ** (args.huge_log2 - args.huge_log2 // 2))
     runs = args.runs if args.runs is not None else (2 if args.quick else 11)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
-    if runs < 1 or warmup < 0:
-        parser.error("--runs must be ≥ 1 and --warmup ≥ 0")
+    model_runs = args.model_runs if args.model_runs is not None else min(runs, 5)
+    if runs < 1 or model_runs < 1 or warmup < 0:
+        parser.error("--runs and --model-runs must be ≥ 1 and --warmup ≥ 0")
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     for c in cases:
         if c not in CASES:
             parser.error(f"unknown case {c!r}; choose from {', '.join(CASES)}")
     rows = _selected_rows([r.strip() for r in args.rows.split(",") if r.strip()])
 
-    print(f"backend {args.backend}; {runs} timed rounds after {warmup} warm-up, interleaved")
+    print(
+        f"backend {args.backend}; {runs} timed rounds ({model_runs} for the model build) "
+        f"after {warmup} warm-up, interleaved"
+    )
     print(f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs\n")
-    request_base = {"sizes": sizes, "runs": runs, "warmup": warmup}
+    request_base = {"sizes": sizes, "runs": runs, "model_runs": model_runs, "warmup": warmup}
     raw: dict = {"backend": args.backend, "runs": runs, "warmup": warmup, "cases": {}}
     # Timing needs no fresh process per case: one child times them all.
     timed = [c for c in cases if c != "huge"]
