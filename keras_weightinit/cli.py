@@ -1,0 +1,737 @@
+"""The `keras-weightinit` command: see weight initialization matter.
+
+Run `keras-weightinit --help` (or `python -m keras_weightinit --help`).
+
+- `keras-weightinit compare`: a deep MLP, once per initializer; each
+  layer's output std and kernel gradient norm side by side, and a PNG plot.
+- `keras-weightinit train`: the same MLP trained for a few epochs on
+  scikit-learn's bundled digits (no download), once per initializer; test
+  accuracy and final loss side by side, and a PNG plot.
+- `keras-weightinit` alone: a short demo of both (about a minute on two
+  CPU cores).
+
+The backend is Keras's: set `KERAS_BACKEND` to `tensorflow`, `jax` or
+`torch`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_weightinit.diagnostics import Diagnosis, diagnose
+
+PROG = "keras-weightinit"
+
+
+# -- the initializers compared -----------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One way of initializing the MLP: a name, a column label, a recipe."""
+
+    name: str
+    label: str
+    describe: str
+    # activation -> a kernel initializer for one layer (a fresh one per call)
+    kernel: Callable[[str], Any]
+    # Data-driven: rescales the built model's kernels with a batch (LSUV).
+    data_driven: bool = False
+
+
+def _factory(activation: str):
+    from keras_weightinit.factory import for_activation
+
+    return for_activation(activation)
+
+
+def candidates() -> dict[str, Candidate]:
+    """The initializers `compare` and `train` know, in display order."""
+    found = [
+        Candidate(
+            "default",
+            "keras",
+            "Keras's default kernel initializer, glorot_uniform",
+            lambda act: "glorot_uniform",
+        )
+    ]
+    for family, label in (("glorot", "glorot"), ("lecun", "lecun"), ("he", "he")):
+        for dist, short in (("normal", "n"), ("uniform", "u")):
+            name = f"{family}_{dist}_custom"
+            found.append(
+                Candidate(name, f"{label}_{short}", name, lambda act, n=name: n)
+            )
+    try:
+        from keras_weightinit import factory  # noqa: F401
+    except ImportError:  # pragma: no cover - the factory ships with the package
+        pass
+    else:
+        found.append(
+            Candidate(
+                "factory",
+                "factory",
+                "for_activation(activation): the family the activation calls for",
+                _factory,
+            )
+        )
+    if _lsuv() is not None:
+        found.append(
+            Candidate(
+                "lsuv",
+                "lsuv",
+                "LSUV: the factory's choice, then rescaled layer by layer on a batch",
+                _factory,
+                data_driven=True,
+            )
+        )
+    return {c.name: c for c in found}
+
+
+def _lsuv():
+    """The model-level LSUV initializer, if this version of the package has it."""
+    try:
+        from keras_weightinit import model_init
+    except ImportError:
+        return None
+    return getattr(model_init, "initialize", None)
+
+
+def _describe_factory(activation: str) -> str:
+    init = _factory(activation)
+    config = init.get_config()
+    name = type(init).__name__
+    if "scale" in config:
+        return f"{name}(scale={config['scale']:.4g}, mode={config['mode']!r})"
+    return name
+
+
+# -- the model and the data ----------------------------------------------------
+
+
+def load_digits_split(seed: int = 0):
+    """scikit-learn's bundled 8x8 digits: standardized train/test arrays.
+
+    75% / 25%, stratified; the scaler is fitted on the training part only.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=0.25, random_state=seed, stratify=y
+    )
+    mean = x_train.mean(axis=0)
+    std = x_train.std(axis=0)
+    std[std == 0] = 1.0  # pixels that are always blank
+    x_train = ((x_train - mean) / std).astype("float32")
+    x_test = ((x_test - mean) / std).astype("float32")
+    return x_train, y_train.astype("int32"), x_test, y_test.astype("int32")
+
+
+def build_mlp(
+    candidate: Candidate,
+    activation: str,
+    depth: int,
+    width: int,
+    n_inputs: int = 64,
+    n_classes: int = 10,
+    seed: int = 0,
+    batch=None,
+) -> keras.Model:
+    """`depth` hidden Dense(width, activation) layers and a Dense(n_classes).
+
+    The output layer gives logits. `keras.utils.set_random_seed(seed)` is
+    called first, so every candidate starts from the same random state. A
+    data-driven candidate is then initialized on `batch`.
+    """
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((n_inputs,), name="pixels")
+    h = inputs
+    for i in range(depth):
+        h = keras.layers.Dense(
+            width,
+            activation=activation,
+            kernel_initializer=candidate.kernel(activation),
+            name=f"hidden_{i + 1}",
+        )(h)
+    outputs = keras.layers.Dense(
+        n_classes, kernel_initializer=candidate.kernel(None), name="logits"
+    )(h)
+    model = keras.Model(inputs, outputs, name=f"mlp_{candidate.name}")
+    if candidate.data_driven:
+        _lsuv()(model, batch)
+    return model
+
+
+# -- output helpers ------------------------------------------------------------
+
+
+class Reporter:
+    """Prints progress lines to stderr and results to stdout."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.start = time.perf_counter()
+
+    def progress(self, message: str) -> None:
+        if not self.quiet:
+            elapsed = time.perf_counter() - self.start
+            print(f"[{elapsed:5.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def result(self, text: str = "") -> None:
+        print(text, flush=True)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A fixed-width table: first column left-aligned, the others right."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def fmt(cells):
+        return "  ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    lines = [fmt(header), fmt(["-" * w for w in widths])]
+    lines += [fmt(r) for r in rows]
+    return "\n".join(lines)
+
+
+def _sci(x: float) -> str:
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:.1e}"
+
+
+def _out_dir(path: str) -> Path:
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# -- compare -------------------------------------------------------------------
+
+
+def run_compare(args, report: Reporter) -> dict[str, Diagnosis]:
+    """Diagnoses the MLP once per initializer; prints tables, writes a PNG."""
+    x_train, y_train, _, _ = load_digits_split(args.seed)
+    rng = np.random.default_rng(args.seed)
+    pick = rng.choice(len(x_train), size=min(args.batch_size, len(x_train)), replace=False)
+    x, y = x_train[pick], y_train[pick]
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    chosen = [candidates()[name] for name in args.initializers]
+    report.progress(
+        f"compare: {args.depth} x Dense({args.width}, {args.activation}) + "
+        f"Dense(10), batch of {len(x)} digits, {len(chosen)} initializers, "
+        f"backend {keras.backend.backend()}"
+    )
+    results: dict[str, Diagnosis] = {}
+    for i, cand in enumerate(chosen, 1):
+        model = build_mlp(cand, args.activation, args.depth, args.width, seed=args.seed, batch=x)
+        results[cand.name] = diagnose(model, x, y, loss=loss)
+        report.progress(f"  {i}/{len(chosen)} {cand.name}: measured")
+
+    labels = [candidates()[n].label for n in results]
+    depth_rows = _rows_to_show(args.depth + 1)
+    for title, attr in (
+        ("output std per layer", "std"),
+        ("kernel gradient norm per layer (cross-entropy on the batch)", "grad_norm"),
+    ):
+        rows = []
+        for d in depth_rows:
+            name = "logits" if d == args.depth + 1 else f"hidden_{d}"
+            rows.append(
+                [f"{d:>3} {name}"]
+                + [_sci(getattr(r.layers[d - 1], attr)) for r in results.values()]
+            )
+        rows.append(["flagged layers"] + [str(len(r.flagged)) for r in results.values()])
+        report.result(f"\n{title}:")
+        report.result(format_table(["layer"] + labels, rows))
+    report.result("\ncolumns:")
+    for name in results:
+        cand = candidates()[name]
+        text = cand.describe
+        if name == "factory":
+            text += f" -> {_describe_factory(args.activation)}"
+        report.result(f"  {cand.label:<8} {text}")
+    thresholds = next(iter(results.values())).thresholds
+    report.result(
+        f"flags: vanishing signal if std < {thresholds.signal_low:g}, exploding if "
+        f"> {thresholds.signal_high:g}; vanishing gradient if |grad|/|W| < "
+        f"{thresholds.grad_low:g} or |grad| < {thresholds.spread_low:g} x the "
+        f"largest, exploding if |grad|/|W| > {thresholds.grad_high:g}."
+    )
+
+    out = _out_dir(args.out)
+    stem = f"compare_{args.activation}_depth{args.depth}"
+    png = out / f"{stem}.png"
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    for name, result in results.items():
+        result.plot(axes=axes, label=candidates()[name].label)
+    axes[1].legend(fontsize="small", ncol=2)
+    fig.suptitle(
+        f"{args.depth} hidden Dense({args.width}, {args.activation}) layers, "
+        f"one batch of digits, backend {keras.backend.backend()}"
+    )
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    json_path = out / f"{stem}.json"
+    json_path.write_text(
+        json.dumps(
+            {
+                "command": "compare",
+                "activation": args.activation,
+                "depth": args.depth,
+                "width": args.width,
+                "seed": args.seed,
+                "backend": keras.backend.backend(),
+                "results": {n: r.to_dict() for n, r in results.items()},
+            },
+            indent=1,
+            allow_nan=True,
+        )
+    )
+    report.result(f"\nwrote {png}\nwrote {json_path}")
+    return results
+
+
+def _rows_to_show(n: int, most: int = 24) -> list[int]:
+    """Every layer when there are few, else an even sample with both ends."""
+    if n <= most:
+        return list(range(1, n + 1))
+    picks = np.unique(np.round(np.linspace(1, n, most)).astype(int))
+    return [int(p) for p in picks]
+
+
+# -- train ---------------------------------------------------------------------
+
+
+class _EpochLines(keras.callbacks.Callback):
+    def __init__(self, report: Reporter, name: str, epochs: int):
+        super().__init__()
+        self.report, self.name, self.epochs = report, name, epochs
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras's TerminateOnNaN does the same but prints to stdout.
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = float((logs or {}).get("loss", math.nan))
+        self.losses.append(loss)
+        if self.report is not None:
+            self.report.progress(
+                f"    {self.name}: epoch {epoch + 1}/{self.epochs} loss {loss:.4g}"
+            )
+
+
+def run_train(args, report: Reporter) -> list[dict[str, Any]]:
+    """Trains the MLP once per initializer; prints a table, writes a PNG."""
+    x_train, y_train, x_test, y_test = load_digits_split(args.seed)
+    chosen = [candidates()[name] for name in args.initializers]
+    report.progress(
+        f"train: {args.depth} x Dense({args.width}, {args.activation}) + Dense(10) "
+        f"on digits ({len(x_train)} train / {len(x_test)} test), SGD lr "
+        f"{args.learning_rate:g} momentum {args.momentum:g}, {args.epochs} epochs, "
+        f"batch {args.batch_size}, {len(chosen)} initializers, "
+        f"backend {keras.backend.backend()}"
+    )
+    rows = []
+    for i, cand in enumerate(chosen, 1):
+        t0 = time.perf_counter()
+        model = build_mlp(
+            cand, args.activation, args.depth, args.width, seed=args.seed,
+            batch=x_train[: args.batch_size],
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(args.learning_rate, momentum=args.momentum),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        lines = _EpochLines(report if args.verbose else None, cand.name, args.epochs)
+        model.fit(
+            x_train,
+            y_train,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            verbose=0,
+            callbacks=[lines],
+        )
+        test_loss, test_acc = model.evaluate(x_test, y_test, verbose=0)
+        final = lines.losses[-1] if lines.losses else math.nan
+        diverged = not (math.isfinite(final) and math.isfinite(test_loss))
+        row = {
+            "initializer": cand.name,
+            "label": cand.label,
+            "test_accuracy": float(test_acc),
+            "final_loss": float(final),
+            "test_loss": float(test_loss),
+            "diverged": diverged,
+            "epochs_run": len(lines.losses),
+            "loss_curve": lines.losses,
+            "seconds": time.perf_counter() - t0,
+        }
+        rows.append(row)
+        status = "DIVERGED (NaN loss)" if diverged else f"loss {final:.4g}"
+        report.progress(
+            f"  {i}/{len(chosen)} {cand.name}: test accuracy {test_acc:.1%}, "
+            f"{status} ({row['seconds']:.1f}s)"
+        )
+
+    order = sorted(
+        range(len(rows)),
+        key=lambda k: (rows[k]["diverged"], -rows[k]["test_accuracy"]),
+    )
+    rank = {k: r + 1 for r, k in enumerate(order)}
+    table = []
+    for k, row in enumerate(rows):
+        table.append(
+            [
+                row["initializer"],
+                f"{row['test_accuracy']:.1%}",
+                "nan" if math.isnan(row["final_loss"]) else f"{row['final_loss']:.3f}",
+                "nan" if math.isnan(row["test_loss"]) else f"{row['test_loss']:.3f}",
+                str(rank[k]),
+                "diverged" if row["diverged"] else "",
+            ]
+        )
+    report.result(
+        f"\n{args.depth} x Dense({args.width}, {args.activation}) on digits, "
+        f"{args.epochs} epochs, seed {args.seed} (chance: 10%):"
+    )
+    report.result(
+        format_table(
+            ["initializer", "test acc", "final loss", "test loss", "rank", ""], table
+        )
+    )
+    if any(r["initializer"] == "factory" for r in rows):
+        report.result(f"factory -> {_describe_factory(args.activation)}")
+
+    out = _out_dir(args.out)
+    stem = f"train_{args.activation}_depth{args.depth}"
+    png = out / f"{stem}.png"
+    plt = _pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    for row in rows:
+        epochs = np.arange(1, len(row["loss_curve"]) + 1)
+        ax_loss.plot(epochs, row["loss_curve"], marker="o", markersize=3, label=row["label"])
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_title("training loss (missing points: NaN)")
+    ax_loss.legend(fontsize="small", ncol=2)
+    labels = [r["label"] for r in rows]
+    accs = [r["test_accuracy"] for r in rows]
+    colors = ["tab:red" if r["diverged"] else "tab:blue" for r in rows]
+    ax_acc.bar(labels, accs, color=colors)
+    ax_acc.axhline(0.1, color="grey", linestyle=":", label="chance")
+    ax_acc.set_ylim(0, 1)
+    ax_acc.set_title("test accuracy (red: diverged)")
+    ax_acc.tick_params(axis="x", rotation=45)
+    ax_acc.legend(fontsize="small")
+    fig.suptitle(
+        f"{args.depth} hidden Dense({args.width}, {args.activation}) layers on "
+        f"digits, SGD {args.learning_rate:g} momentum {args.momentum:g}"
+    )
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    json_path = out / f"{stem}.json"
+    json_path.write_text(
+        json.dumps(
+            {
+                "command": "train",
+                "activation": args.activation,
+                "depth": args.depth,
+                "width": args.width,
+                "epochs": args.epochs,
+                "seed": args.seed,
+                "backend": keras.backend.backend(),
+                "results": rows,
+            },
+            indent=1,
+        )
+    )
+    report.result(f"wrote {png}\nwrote {json_path}")
+    return rows
+
+
+# -- demo ----------------------------------------------------------------------
+
+
+def run_demo(args, report: Reporter) -> None:
+    """compare, then train with ReLU, then train with SELU; small sizes."""
+    names = list(candidates())
+    report.result(
+        "Weight initialization, shown three ways on a 20-layer MLP "
+        f"(backend {keras.backend.backend()}).\n"
+        "1) compare: how each initializer carries the signal forward and the "
+        "gradient back."
+    )
+    common = dict(seed=args.seed, out=args.out, depth=20, width=64, verbose=False)
+    run_compare(
+        argparse.Namespace(
+            **common, activation="relu", batch_size=256, initializers=names
+        ),
+        report,
+    )
+    report.result(
+        "\n2) train with ReLU: Keras's default (Glorot) lets the signal fade, "
+        "He keeps it."
+    )
+    relu = [n for n in names if n in {
+        "default", "glorot_normal_custom", "lecun_normal_custom",
+        "he_normal_custom", "he_uniform_custom", "factory", "lsuv",
+    }]
+    train_common = dict(common, epochs=args.epochs, batch_size=32, learning_rate=0.01,
+                        momentum=0.9)
+    run_train(
+        argparse.Namespace(**train_common, activation="relu", initializers=relu),
+        report,
+    )
+    report.result(
+        "\n3) train with SELU: LeCun is what SELU's self-normalization needs; "
+        "He's doubled variance makes it diverge."
+    )
+    selu = [n for n in names if n in {
+        "default", "lecun_normal_custom", "he_uniform_custom", "factory",
+    }]
+    run_train(
+        argparse.Namespace(**train_common, activation="selu", initializers=selu),
+        report,
+    )
+    report.result(
+        f"\nDone in {time.perf_counter() - report.start:.0f}s. Plots are in "
+        f"{Path(args.out).resolve()}. See `{PROG} --help` for more."
+    )
+
+
+# -- argument parsing ------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def _activation(text: str) -> str:
+    try:
+        keras.activations.get(text)
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(
+            f"unknown Keras activation {text!r} (try relu, tanh, selu, gelu, ...)"
+        ) from None
+    return text
+
+
+def _add_common(p: argparse.ArgumentParser, top: bool) -> None:
+    # Given before or after the command. Only the top level sets defaults:
+    # argparse lets a subcommand's default overwrite a value given earlier.
+    def default(value):
+        return value if top else argparse.SUPPRESS
+
+    p.add_argument(
+        "--out", default=default("."), metavar="DIR",
+        help="folder for the PNG plots and JSON results (created if needed; "
+        "default: the current folder)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=default(0),
+        help="random seed for the weights, the batch and the data split (default: 0)",
+    )
+    p.add_argument(
+        "--quiet", action="store_true", default=default(False),
+        help="no progress lines on stderr",
+    )
+
+
+def _add_mlp(p: argparse.ArgumentParser, depth: int, activation: str) -> None:
+    names = list(candidates())
+    p.add_argument(
+        "--depth", type=_positive_int, default=depth,
+        help=f"number of hidden Dense layers (default: {depth})",
+    )
+    p.add_argument(
+        "--width", type=_positive_int, default=64,
+        help="units per hidden layer (default: 64)",
+    )
+    p.add_argument(
+        "--activation", type=_activation, default=activation,
+        help=f"activation of the hidden layers, any Keras name (default: {activation})",
+    )
+    p.add_argument(
+        "--initializers", nargs="+", choices=names, default=names, metavar="NAME",
+        help="which initializers to run, among: " + ", ".join(names)
+        + " (default: all). 'default' is Keras's glorot_uniform; 'factory' is "
+        "for_activation(activation)"
+        + ("; 'lsuv' is the factory's choice rescaled on a batch" if "lsuv" in names else ""),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "See weight initialization matter: a deep MLP initialized with Keras's "
+            "default, the Glorot/LeCun/He initializers of keras_weightinit and the "
+            "factory's choice, compared layer by layer (compare) and in training on "
+            "scikit-learn's bundled digits (train). Without a command, runs a short "
+            "demo of both (about a minute on two CPU cores). The Keras backend is "
+            "taken from KERAS_BACKEND."
+        ),
+        epilog=(
+            f"examples:\n  {PROG}                          # the demo, files in .\n"
+            f"  {PROG} --out demo_output        # the demo, files in demo_output/\n"
+            f"  {PROG} compare --depth 50 --activation tanh\n"
+            f"  {PROG} train --activation selu --initializers he_uniform_custom "
+            "lecun_normal_custom\n"
+            f"  {PROG} train --help"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version",
+        version=f"%(prog)s {_version()} (keras {keras.__version__}, "
+        f"backend {keras.backend.backend()})",
+    )
+    _add_common(parser, top=True)
+    parser.add_argument(
+        "--epochs", type=_positive_int, default=10,
+        help="epochs per training run (default: 10)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    compare = sub.add_parser(
+        "compare",
+        help="per-layer activation std and gradient norm, one column per initializer",
+        description=(
+            "Builds an MLP of DEPTH hidden Dense(WIDTH, ACTIVATION) layers and a "
+            "Dense(10) output once per initializer, runs one batch of digits "
+            "forward and backward (cross-entropy), and prints each layer's output "
+            "std and kernel gradient norm side by side, with the layers flagged as "
+            "vanishing or exploding. Writes compare_<activation>_depth<N>.png and "
+            ".json to --out."
+        ),
+    )
+    _add_mlp(compare, 20, "relu")
+    compare.add_argument(
+        "--batch-size", type=_positive_int, default=256,
+        help="digits in the batch that is measured (default: 256)",
+    )
+    _add_common(compare, top=False)
+
+    train = sub.add_parser(
+        "train",
+        help="train on the digits once per initializer; test accuracy side by side",
+        description=(
+            "Trains an MLP of DEPTH hidden Dense(WIDTH, ACTIVATION) layers and a "
+            "Dense(10) output on scikit-learn's bundled 8x8 digits (1347 train, "
+            "450 test, no download) with SGD, once per initializer, and prints "
+            "test accuracy and final loss side by side. A run whose loss turns "
+            "NaN is stopped and marked diverged. Writes "
+            "train_<activation>_depth<N>.png and .json to --out."
+        ),
+    )
+    _add_mlp(train, 20, "relu")
+    train.add_argument("--epochs", type=_positive_int, default=argparse.SUPPRESS,
+                       help="epochs per run (default: 10)")
+    train.add_argument("--batch-size", type=_positive_int, default=32,
+                       help="minibatch size (default: 32)")
+    train.add_argument("--learning-rate", type=_positive_float, default=0.01,
+                       help="SGD learning rate (default: 0.01)")
+    train.add_argument("--momentum", type=_fraction, default=0.9,
+                       help="SGD momentum (default: 0.9)")
+    train.add_argument("--verbose", action="store_true",
+                       help="a progress line per epoch, not only per run")
+    _add_common(train, top=False)
+    return parser
+
+
+def _version() -> str:
+    from keras_weightinit import __version__
+
+    return __version__
+
+
+def _one_thread_for_torch() -> None:
+    """PyTorch splits each small matmul over every core, and on a busy
+    machine its threads mostly wait for each other: one thread trains these
+    MLPs several times faster. TensorFlow and JAX do not need this."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `keras-weightinit` and `python -m keras_weightinit`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _one_thread_for_torch()
+    report = Reporter(quiet=args.quiet)
+    try:
+        if args.command == "compare":
+            run_compare(args, report)
+        elif args.command == "train":
+            run_train(args, report)
+        else:
+            run_demo(args, report)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as error:  # e.g. --out not writable
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
