@@ -170,7 +170,7 @@ def build_mlp(
     )(h)
     model = keras.Model(inputs, outputs, name=f"mlp_{candidate.name}")
     if candidate.data_driven:
-        _lsuv()(model, batch)
+        _lsuv()(model, batch, method="lsuv", seed=seed)
     return model
 
 
@@ -366,7 +366,7 @@ def run_train(args, report: Reporter) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         model = build_mlp(
             cand, args.activation, args.depth, args.width, seed=args.seed,
-            batch=x_train[: args.batch_size],
+            batch=x_train[:256],
         )
         model.compile(
             optimizer=keras.optimizers.SGD(args.learning_rate, momentum=args.momentum),
