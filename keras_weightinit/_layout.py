@@ -56,6 +56,7 @@ def draw_with_layout(
     Raises:
         ValueError: on a backend other than JAX, the only one whose
             variables pass a layout to initializers.
+        TypeError: if `layout` is neither a `TensorLayout` nor a sharding.
     """
     if keras.backend.backend() != "jax":
         raise ValueError(
@@ -68,6 +69,12 @@ def draw_with_layout(
 
     if isinstance(layout, keras.distribution.TensorLayout):
         layout = layout.backend_layout
+    if not isinstance(layout, jax.sharding.Sharding):
+        raise TypeError(
+            "Argument `layout` must be a `keras.distribution.TensorLayout` or a "
+            f"`jax.sharding.Sharding`. Received: layout={layout!r} "
+            f"(of type {type(layout).__name__})"
+        )
     if isinstance(seed, keras.random.SeedGenerator):
         # What `seed.next()` does, on host copies: Keras calls us inside
         # `jax.set_mesh`, where arithmetic on the generator's state (itself

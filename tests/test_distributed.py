@@ -18,9 +18,8 @@ import math
 import keras
 import pytest
 
+import keras_weightinit as kwi
 from tests.helpers import check_ok, run_python
-
-pytestmark = pytest.mark.slow
 
 # std of a standard normal truncated to (-2, 2)
 TRUNCATED_NORMAL_STD = 0.87962566103423978
@@ -136,6 +135,7 @@ print("RESULT " + json.dumps({
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
     reason="tf.distribute.MirroredStrategy needs the TensorFlow backend",
@@ -330,6 +330,7 @@ print("RESULT " + json.dumps(out))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     keras.backend.backend() != "jax",
     reason="the child always runs JAX; it runs once, in the JAX pass of the suite",
@@ -389,3 +390,15 @@ def test_jax_data_and_model_parallel_use_global_fans(tmp_path):
     assert out["big_distinct"]
     # 16.8M draws: relative standard error 0.02%; 2% still tells 4096 from 2048.
     _assert_std(out["big_std"], math.sqrt(2 / 4096), 4096 * 4096, "big")
+
+
+def test_layout_argument_is_checked():
+    # In-process, on every backend: `layout` is JAX's; anything else is refused
+    # with the argument named, before anything is drawn.
+    init = kwi.HeNormalCustom(seed=0)
+    if keras.backend.backend() == "jax":
+        with pytest.raises(TypeError, match="Argument `layout`"):
+            init((4, 4), layout="model")
+    else:
+        with pytest.raises(ValueError, match="only supported on the JAX backend"):
+            init((4, 4), layout="model")
