@@ -106,9 +106,15 @@ def prepare_data(model, data) -> Any:
                 f"expects {len(expected)} input(s) of shape(s) {expected}. "
                 f"Received: data of shape(s) {got}"
             )
-    single = expected is not None and len(expected) == 1
-    if isinstance(arrays, list) and len(arrays) == 1 and single:
-        return arrays[0]
+    # Hand the model its inputs in the structure it was built with (a
+    # functional model built on `[inp]` wants a list even for one input).
+    from keras_weightinit._graph import graph_of
+
+    struct = getattr(graph_of(model), "_inputs_struct", None)
+    if isinstance(struct, (list, tuple)) and not isinstance(arrays, (list, dict)):
+        arrays = [arrays]
+    elif isinstance(struct, keras.KerasTensor) and isinstance(arrays, list) and len(arrays) == 1:
+        arrays = arrays[0]
     return arrays
 
 

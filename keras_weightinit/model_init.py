@@ -431,7 +431,8 @@ def initialize(
                     lsuv_factor=factor if (u is not None and method == "lsuv"
                                            and p.lsuv_target) else None,
                     note=(u.note if u is not None and p.lsuv_target else "")
-                    or _note(p, method, u),
+                    or _note(p, method),
+                    checked=slot.role not in (table.RNN_INPUT, table.RECURRENT),
                 )
             )
         owner = unit[0].slot.owner
@@ -450,8 +451,8 @@ def initialize(
     )
 
 
-def _note(p: _Plan, method: str, u) -> str:
-    if method != "lsuv" or u is None or p.lsuv_target:
+def _note(p: _Plan, method: str) -> str:
+    if method != "lsuv" or p.lsuv_target:
         return ""
     if p.slot.role in (table.RNN_INPUT, table.RECURRENT):
         return "LSUV does not rescale recurrent layers (their outputs are bounded)"

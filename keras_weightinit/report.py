@@ -40,6 +40,9 @@ class LayerInit:
         lsuv_iterations: Rescaling steps taken by LSUV (`None` if not run).
         lsuv_factor: The product of LSUV's rescaling factors.
         note: Anything worth knowing (why LSUV skipped this kernel, ...).
+        checked: Whether `InitReport.check` looks at this row's `std_after`.
+            False for recurrent layers, whose output is taken after their
+            bounded activations.
     """
 
     layer: str
@@ -60,6 +63,7 @@ class LayerInit:
     lsuv_iterations: int | None = None
     lsuv_factor: float | None = None
     note: str = ""
+    checked: bool = True
 
 
 @dataclasses.dataclass
@@ -117,8 +121,10 @@ class InitReport:
         return rows
 
     def signals(self) -> dict[str, float]:
-        """Layer name -> output std after initialization (measured rows)."""
-        return {r.layer: r.std_after for r in self.layers if r.std_after is not None}
+        """Layer name -> output std after initialization, for the rows `check` reads."""
+        return {
+            r.layer: r.std_after for r in self.layers if r.std_after is not None and r.checked
+        }
 
     def check(self, low: float = 0.5, high: float = 2.0) -> None:
         """Raises if any layer's output std after initialization is outside [low, high].
