@@ -1,0 +1,364 @@
+"""Does the signal survive 50 layers? Keras's default vs analytic init vs LSUV.
+
+For each activation, a deep MLP (default: 50 Dense layers of width 256, a
+batch of 512 standard-normal inputs) is initialized four ways, side by side
+in one run:
+
+- ``keras``: Keras's default, ``glorot_uniform`` (what a user gets without
+  thinking about initialization);
+- ``analytic``: ``keras_weightinit.initialize(model)``, the factory's
+  initializer for each layer's activation with the layer's true fans;
+- ``orthogonal``: the same variances, drawn as scaled orthogonal matrices
+  (``initialize(model, orthogonal=True)``);
+- ``lsuv``: ``keras_weightinit.initialize(model, fit_batch)``, LSUV on a
+  batch, measured here on a *different* batch of the same size.
+
+The script measures, with its own forward pass (``x @ W + b``, then the
+layer's activation), the standard deviation of every layer's
+pre-activation, and prints it at the last layer together with its minimum
+and maximum over the layers. LSUV is measured twice: on the batch it was
+fitted on (what LSUV sets) and on a held-out batch. It then checks, on
+every seed:
+
+- after LSUV, every layer's pre-activation std is within [0.9, 1.1] on the
+  LSUV batch;
+- analytic init keeps relu, leaky_relu, selu and linear within a factor of
+  2: the std at the last layer over the std at the first (the first layer's
+  pre-activation std is set by the raw input and is sqrt(2) for He, since
+  the input is not rectified).
+
+A second part does the same for convolution stacks whose kernels Keras's
+shape-only fan rule reads wrongly, comparing Keras's ``he_normal`` (the He
+rule with Keras's fans) with ``initialize``:
+
+- ``Conv2DTranspose``: a decoder-like stack 256 -> 128 -> ... -> 8 channels
+  (3x3, stride 1, ReLU). Keras takes the output channels as fan_in, so each
+  layer doubles the variance;
+- ``DepthwiseConv2D``: six MobileNet-like blocks on 64 channels, a
+  depthwise 3x3 then a pointwise 1x1 convolution, ReLU after each. Keras
+  counts all 128 channels in the depthwise fan_in where each output sees 9
+  inputs, so each block divides the variance by 128.
+
+Run: ``KERAS_BACKEND=tensorflow python benchmarks/signal_propagation.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_weightinit as kwi  # noqa: E402
+
+ACTIVATIONS = ["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "tanh", "linear"]
+ANALYTIC_TARGETS = ("relu", "leaky_relu", "selu", "linear")
+LSUV_BAND = (0.9, 1.1)
+FACTOR = 2.0
+
+
+def _std(x) -> float:
+    return float(np.asarray(keras.ops.convert_to_numpy(x), dtype=np.float64).std())
+
+
+def preactivation_stds(layers, x) -> list[float]:
+    """Pre-activation std of each layer, by a forward pass written out here."""
+    stds = []
+    h = keras.ops.convert_to_tensor(x)
+    for layer in layers:
+        if isinstance(layer, keras.layers.Dense):
+            pre = keras.ops.matmul(h, layer.kernel) + layer.bias
+            stds.append(_std(pre))
+            h = layer.activation(pre)
+        else:  # a convolution with an activation: measure before it
+            act = layer.activation
+            layer.activation = keras.activations.linear
+            try:
+                pre = layer(h)
+            finally:
+                layer.activation = act
+            stds.append(_std(pre))
+            h = act(pre)
+    return stds
+
+
+def mlp(activation: str, depth: int, width: int) -> keras.Sequential:
+    return keras.Sequential(
+        [keras.Input((width,))]
+        + [keras.layers.Dense(width, activation=activation) for _ in range(depth)]
+    )
+
+
+def example_rms(layers, x) -> np.ndarray:
+    """Per-example RMS of the last layer's pre-activation."""
+    h = keras.ops.convert_to_tensor(x)
+    for layer in layers:
+        pre = keras.ops.matmul(h, layer.kernel) + layer.bias
+        h = layer.activation(pre)
+    p = np.asarray(keras.ops.convert_to_numpy(pre), dtype=np.float64)
+    return np.sqrt((p * p).reshape(len(p), -1).mean(axis=1))
+
+
+def summary(stds: list[float]) -> dict:
+    return {
+        "std_first": stds[0],
+        "std_last": stds[-1],
+        "std_min": min(stds),
+        "std_max": max(stds),
+        "stds": stds,
+    }
+
+
+def run_mlp(args, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    fit = rng.standard_normal((args.batch, args.width)).astype("float32")
+    held_out = rng.standard_normal((args.batch, args.width)).astype("float32")
+    rows = []
+    for activation in args.activations:
+        for scheme in ("keras", "analytic", "orthogonal", "lsuv"):
+            keras.utils.set_random_seed(seed)
+            model = mlp(activation, args.depth, args.width)
+            t0 = time.perf_counter()
+            if scheme == "analytic":
+                kwi.initialize(model, seed=seed)
+            elif scheme == "orthogonal":
+                kwi.initialize(model, seed=seed, orthogonal=True)
+            elif scheme == "lsuv":
+                kwi.initialize(model, fit, seed=seed)
+            seconds = time.perf_counter() - t0
+            row = {"seed": seed, "activation": activation, "scheme": scheme, "seconds": seconds}
+            # Keras and analytic do not see data: any batch is a held-out one.
+            row.update(summary(preactivation_stds(model.layers, fit)))
+            if scheme == "lsuv":
+                held = summary(preactivation_stds(model.layers, held_out))
+                row["held_out"] = held
+                row["held_out_median_example_rms"] = float(
+                    np.median(example_rms(model.layers, held_out))
+                )
+            rows.append(row)
+    return rows
+
+
+def conv_stacks(seed: int, batch: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    stacks = {
+        "Conv2DTranspose 256->8": (
+            (16, 16, 256),
+            lambda init: [
+                keras.layers.Conv2DTranspose(
+                    c, 3, padding="same", activation="relu", kernel_initializer=init
+                )
+                for c in (128, 64, 32, 16, 8)
+            ],
+        ),
+        # MobileNet-like blocks: a depthwise 3x3 then a pointwise 1x1, ReLU
+        # after each. (A depthwise-only ReLU stack loses channels whatever
+        # the init: a channel whose 9 weights sum below 0 stays dead, since
+        # nothing mixes channels back in.) "valid" padding: every depthwise
+        # output sees exactly 3x3 inputs, no border.
+        "DepthwiseConv2D + 1x1 Conv2D x6, 128 ch": (
+            (16, 16, 128),
+            lambda init: [
+                layer
+                for _ in range(6)
+                for layer in (
+                    keras.layers.DepthwiseConv2D(
+                        3, padding="valid", activation="relu", depthwise_initializer=init
+                    ),
+                    keras.layers.Conv2D(128, 1, activation="relu", kernel_initializer=init),
+                )
+            ],
+        ),
+    }
+    for name, (shape, make) in stacks.items():
+        fit = rng.standard_normal((batch, *shape)).astype("float32")
+        held_out = rng.standard_normal((batch, *shape)).astype("float32")
+        for scheme in ("keras glorot_uniform", "keras he_normal", "analytic", "lsuv"):
+            keras.utils.set_random_seed(seed)
+            init = "he_normal" if scheme == "keras he_normal" else "glorot_uniform"
+            layers = make(init)
+            model = keras.Sequential([keras.Input(shape), *layers])
+            if scheme == "analytic":
+                kwi.initialize(model, seed=seed)
+            elif scheme == "lsuv":
+                kwi.initialize(model, fit, seed=seed)
+            row = {"seed": seed, "stack": name, "scheme": scheme}
+            row.update(summary(preactivation_stds(model.layers, fit)))
+            if scheme == "lsuv":
+                row["held_out"] = summary(preactivation_stds(model.layers, held_out))
+            rows.append(row)
+    return rows
+
+
+def fmt(x: float) -> str:
+    return f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.1e}"
+
+
+def cell(r: dict) -> str:
+    return f"{fmt(r['std_last'])} [{fmt(r['std_min'])}, {fmt(r['std_max'])}]"
+
+
+def within(x: float, lo: float, hi: float) -> bool:
+    return bool(np.isfinite(x)) and lo <= x <= hi
+
+
+def targets(mlp_rows, conv_rows, args) -> list[tuple[str, bool, str]]:
+    """(target, met on every seed, worst value) for each target."""
+    out = []
+    for activation in args.activations:
+        lsuv = [r for r in mlp_rows if r["activation"] == activation and r["scheme"] == "lsuv"]
+        lo, hi = min(r["std_min"] for r in lsuv), max(r["std_max"] for r in lsuv)
+        out.append(
+            (
+                f"lsuv {activation}: every layer's std in {list(LSUV_BAND)} on the LSUV batch",
+                LSUV_BAND[0] <= lo and hi <= LSUV_BAND[1],
+                f"[{fmt(lo)}, {fmt(hi)}]",
+            )
+        )
+        if activation in ANALYTIC_TARGETS:
+            rows = [
+                r for r in mlp_rows if r["activation"] == activation and r["scheme"] == "analytic"
+            ]
+            ratios = [r["std_last"] / r["std_first"] for r in rows]
+            worst = max(ratios, key=lambda q: abs(np.log(q)))
+            out.append(
+                (
+                    f"analytic {activation}: std at layer {args.depth} / layer 1 "
+                    f"within x{FACTOR:g}",
+                    all(within(q, 1 / FACTOR, FACTOR) for q in ratios),
+                    fmt(worst),
+                )
+            )
+    for stack in dict.fromkeys(r["stack"] for r in conv_rows):
+        rows = [r for r in conv_rows if r["stack"] == stack and r["scheme"] == "analytic"]
+        ratios = [q / r["std_first"] for r in rows for q in (r["std_min"], r["std_max"])]
+        worst = max(ratios, key=lambda q: abs(np.log(q)))
+        out.append(
+            (
+                f"analytic {stack}: every layer's std within x{FACTOR:g} of layer 1",
+                all(within(q, 1 / FACTOR, FACTOR) for q in ratios),
+                fmt(worst),
+            )
+        )
+    return out
+
+
+def report(mlp_rows, conv_rows, args) -> tuple[str, bool]:
+    seed = args.seeds[0]
+    lines = [
+        f"MLP: {args.depth} x Dense({args.width}), batch {args.batch}, N(0, 1) inputs, "
+        f"seed {seed}. Pre-activation std at layer {args.depth} [min, max over the "
+        "layers]; lsuv on the batch it was fitted on, then on a held-out batch "
+        "(with the median over examples of each example's RMS at the last layer).",
+        "",
+        "| activation | keras glorot_uniform | analytic | analytic, orthogonal | lsuv "
+        "| lsuv, held-out batch | held-out median example |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for activation in args.activations:
+        by = {
+            r["scheme"]: r
+            for r in mlp_rows
+            if r["activation"] == activation and r["seed"] == seed
+        }
+        lsuv = by["lsuv"]
+        lines.append(
+            f"| {activation} | {cell(by['keras'])} | {cell(by['analytic'])} "
+            f"| {cell(by['orthogonal'])} | {cell(lsuv)} "
+            f"| {cell(lsuv['held_out'])} | {fmt(lsuv['held_out_median_example_rms'])} |"
+        )
+    if conv_rows:
+        lines += [
+            "",
+            f"Convolution stacks, ReLU, batch {args.conv_batch}, seed {seed}: pre-activation "
+            "std at the last layer [min, max over the layers].",
+            "",
+            "| stack | keras glorot_uniform | keras he_normal | analytic | lsuv "
+            "| lsuv, held-out batch |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for stack in dict.fromkeys(r["stack"] for r in conv_rows):
+            by = {r["scheme"]: r for r in conv_rows if r["stack"] == stack and r["seed"] == seed}
+            cells = [cell(by[s]) for s in ("keras glorot_uniform", "keras he_normal",
+                                             "analytic", "lsuv")]
+            cells.append(cell(by["lsuv"]["held_out"]))
+            lines.append(f"| {stack} | " + " | ".join(cells) + " |")
+    seeds = ", ".join(map(str, args.seeds))
+    lines += ["", f"Targets, on every seed ({seeds}); worst value in brackets:"]
+    ok = True
+    for text, good, worst in targets(mlp_rows, conv_rows, args):
+        ok &= good
+        lines.append(f"- {'PASS' if good else 'FAIL'} {text} [{worst}]")
+    return "\n".join(lines), ok
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=(
+            "Signal propagation through a deep MLP and two convolution stacks: "
+            "Keras's default initialization vs keras_weightinit.initialize "
+            "(analytic) vs LSUV, side by side. Exits 1 if a target is missed."
+        )
+    )
+    parser.add_argument("--depth", type=int, default=50, help="Dense layers (default 50)")
+    parser.add_argument("--width", type=int, default=256, help="units per layer (default 256)")
+    parser.add_argument("--batch", type=int, default=512, help="MLP batch size (default 512)")
+    parser.add_argument(
+        "--activations",
+        nargs="+",
+        default=ACTIVATIONS,
+        choices=ACTIVATIONS,
+        metavar="NAME",
+        help=f"activations to run (default: all of {' '.join(ACTIVATIONS)})",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        metavar="SEED",
+        help="seeds for data and weights; targets must hold on each, tables show "
+        "the first (default: 0 1 2)",
+    )
+    parser.add_argument(
+        "--conv-batch", type=int, default=32, help="batch size of the conv stacks (default 32)"
+    )
+    parser.add_argument("--no-conv", action="store_true", help="skip the convolution stacks")
+    parser.add_argument("--json", metavar="PATH", help="also write every number to PATH")
+    args = parser.parse_args(argv)
+    for name in ("depth", "width", "batch", "conv_batch"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.batch < 16 or args.conv_batch < 16:
+        parser.error("LSUV needs batches of at least 16 examples")
+
+    t0 = time.perf_counter()
+    mlp_rows, conv_rows = [], []
+    for seed in args.seeds:
+        mlp_rows += run_mlp(args, seed)
+        if not args.no_conv:
+            conv_rows += conv_stacks(seed, args.conv_batch)
+    text, ok = report(mlp_rows, conv_rows, args)
+    machine = (
+        f"keras {keras.__version__}, backend {keras.backend.backend()}, "
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs; "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
+    print(text)
+    print(f"\n{machine}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"mlp": mlp_rows, "conv": conv_rows, "machine": machine}, f, indent=1)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
