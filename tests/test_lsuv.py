@@ -254,3 +254,17 @@ def test_embedding_and_recurrent_layers_are_measured_not_rescaled():
     # The LSTM's tanh-bounded output is reported but not held to the band.
     assert report["lstm"][-1].std_after < 0.8
     report.check(0.8, 1.25)
+
+
+def test_orthogonal_start_stays_orthogonal_and_writes_the_folded_gain():
+    model = keras.Sequential([keras.Input((32,)), L.Dense(64, name="d"), L.ReLU()])
+    data = _batch((32,))
+    row = kwi.initialize(model, data, seed=0, orthogonal=True)["d"][0]
+    k = to_numpy(model.get_layer("d").kernel)  # (32, 64): orthogonal rows
+    gram = k @ k.T
+    np.testing.assert_allclose(gram, gram[0, 0] * np.eye(32), atol=1e-4 * gram[0, 0])
+    assert abs(row.std_after**2 - 1) <= TOL
+    init = model.get_layer("d").kernel_initializer
+    assert isinstance(init, keras.initializers.Orthogonal)
+    # Orthogonal rows of length 64 scaled by the gain: gram = gain^2 * I.
+    assert init.gain**2 == pytest.approx(gram[0, 0], rel=1e-4)
