@@ -80,6 +80,7 @@ def test_functional_with_branches_and_residuals():
     assert {r.layer for r in report} == {layer.name for layer in dense}
 
 
+@pytest.mark.slow  # compiles convolutions on JAX
 def test_conv_stack_and_subclassed_model():
     inp = keras.Input((8, 8, 3))
     x = L.Conv2D(8, 3, padding="same", activation="relu", name="c")(inp)
@@ -238,6 +239,7 @@ def test_iteration_cap_and_check():
         report.check(0.9, 1.1)
 
 
+@pytest.mark.slow  # compiles a recurrent loop on JAX
 def test_embedding_and_recurrent_layers_are_measured_not_rescaled():
     tok = keras.Input((6,), dtype="int32")
     x = L.Embedding(50, 16, name="emb")(tok)

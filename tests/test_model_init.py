@@ -329,6 +329,7 @@ def _init_configs(model):
     return out
 
 
+@pytest.mark.slow  # builds two conv models (compiles on JAX)
 def test_clone_model_reproduces_the_scheme_and_values():
     model = _conv_model()
     kwi.initialize(model, seed=5)
