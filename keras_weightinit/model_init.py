@@ -427,11 +427,14 @@ def initialize(
                     std_before=before.get(id(u)) if u is not None else None,
                     std_after=u.std if u is not None else None,
                     lsuv_iterations=u.iterations if (u is not None and method == "lsuv"
-                                                     and p.lsuv_target) else None,
+                                                     and p.lsuv_target
+                                                     and u.std is not None) else None,
                     lsuv_factor=factor if (u is not None and method == "lsuv"
                                            and p.lsuv_target) else None,
                     note=(u.note if u is not None and p.lsuv_target else "")
-                    or _note(p, method),
+                    or _note(p, method)
+                    or ("the model did not call this layer on the data"
+                        if u is not None and u.std is None else ""),
                     checked=slot.role not in (table.RNN_INPUT, table.RECURRENT),
                 )
             )

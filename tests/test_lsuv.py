@@ -270,3 +270,23 @@ def test_orthogonal_start_stays_orthogonal_and_writes_the_folded_gain():
     assert isinstance(init, keras.initializers.Orthogonal)
     # Orthogonal rows of length 64 scaled by the gain: gram = gain^2 * I.
     assert init.gain**2 == pytest.approx(gram[0, 0], rel=1e-4)
+
+
+def test_a_layer_the_model_never_calls_is_reported_not_measured():
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.used = L.Dense(8, name="used")
+            self.spare = L.Dense(8, name="spare")
+
+        def call(self, x):
+            return self.used(x)
+
+    net = Net()
+    net(np.zeros((2, 4), "float32"))
+    net.spare.build((None, 4))
+    report = kwi.initialize(net, _batch((4,)), seed=0)
+    spare = report["spare"][0]
+    assert spare.std_after is None and spare.lsuv_iterations is None
+    assert "did not call" in spare.note
+    assert abs(report["used"][0].std_after ** 2 - 1) <= TOL
