@@ -283,8 +283,8 @@ def test_a_layer_the_model_never_calls_is_reported_not_measured():
             return self.used(x)
 
     net = Net()
+    net.spare.build((None, 4))  # built, but never called by `call`
     net(np.zeros((2, 4), "float32"))
-    net.spare.build((None, 4))
     report = kwi.initialize(net, _batch((4,)), seed=0)
     spare = report["spare"][0]
     assert spare.std_after is None and spare.lsuv_iterations is None
