@@ -71,16 +71,16 @@ def children(container: Any) -> list:
 
 
 def is_unit(layer: Any) -> bool:
-    """Whether a layer is handled whole (its sublayers are not walked into)."""
+    """Whether a layer is handled whole (its sublayers are not walked into).
+
+    A layer is, if the layer table knows its kernels (an `LSTM`, a
+    `MultiHeadAttention`), or if it has no sublayers.
+    """
     try:
-        slots = table.kernel_slots(layer)
+        if table.kernel_slots(layer):
+            return True
     except table.NotUnderstood:
-        slots = None
-        known = True
-    else:
-        known = slots is not None
-    if known and (slots or not getattr(layer, "_layers", None)):
-        return True
+        pass
     return not getattr(layer, "_layers", None)
 
 

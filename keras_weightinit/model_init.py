@@ -60,6 +60,7 @@ from keras_weightinit import _layer_table as table
 from keras_weightinit._layer_table import Fans, layer_fans
 from keras_weightinit._validation import check_choice, check_positive_finite
 from keras_weightinit.activations import resolve_activation
+from keras_weightinit.factory import for_activation
 from keras_weightinit.initializers import VarianceScalingCustom
 from keras_weightinit.report import InitReport, LayerInit, SkippedLayer
 
@@ -95,15 +96,15 @@ def _orthogonal_gain(draw_std: float, shape: tuple[int, ...]) -> float:
     return draw_std * math.sqrt(max(rows, cols))
 
 
-def _make_initializer(base, slot: table.Slot, seed: int | None, orthogonal: bool, factor=1.0):
+def _make_initializer(base, slot: table.Slot, seed: int, orthogonal: bool):
     """The initializer for one kernel: `base` with the slot's axes and `seed`."""
     fans = slot.fans
     if slot.role == table.RECURRENT:
-        return keras.initializers.Orthogonal(gain=1.0 * factor, seed=seed)
-    if slot.role in (table.RNN_INPUT, table.EMBEDDING) or factor != 1.0:
+        return keras.initializers.Orthogonal(gain=1.0, seed=seed)
+    if slot.role in (table.RNN_INPUT, table.EMBEDDING):
         init = VarianceScalingCustom(
-            scale=base.scale * factor**2,
-            mode="fan_in" if slot.role in (table.RNN_INPUT, table.EMBEDDING) else base.mode,
+            scale=base.scale,
+            mode="fan_in",
             distribution=base.distribution,
             seed=seed,
             input_axes=fans.input_axes,
@@ -169,12 +170,10 @@ def _check_args(method, distribution, bias, tol, max_iter, seed, data):
 
 
 def _plan(model, distribution, gain, seed, orthogonal):
-    from keras_weightinit.factory import for_activation
-
     w = graph.walk(model)
     plans: list[list[_Plan]] = []
     skipped: list[SkippedLayer] = []
-    base_seed = python_random.randint(1, 2**62) if seed is None else int(seed)
+    base_seed = python_random.randint(1, 2**62) if seed is None else int(seed) & (2**64 - 1)
     index = 0
     for layer in w.layers:
         kind = type(layer).__name__
