@@ -62,7 +62,7 @@ from keras_weightinit._validation import check_choice, check_positive_finite
 from keras_weightinit.activations import resolve_activation
 from keras_weightinit.factory import for_activation
 from keras_weightinit.initializers import VarianceScalingCustom
-from keras_weightinit.report import InitReport, LayerInit, SkippedLayer
+from keras_weightinit.report import NO_KERNEL, InitReport, LayerInit, SkippedLayer
 
 __all__ = ["Fans", "initialize", "layer_fans"]
 
@@ -184,7 +184,7 @@ def _plan(model, distribution, gain, seed, orthogonal):
             continue
         if not slots:
             if table.own_variables(layer):
-                skipped.append(SkippedLayer(layer.name, kind, "no kernel; its weights are kept"))
+                skipped.append(SkippedLayer(layer.name, kind, NO_KERNEL))
             continue
         unit: list[_Plan] = []
         try:

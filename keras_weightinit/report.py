@@ -7,6 +7,9 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+#: The reason given for layers that own weights but no kernel.
+NO_KERNEL = "no kernel; its weights are kept"
+
 
 class SignalOutOfBandError(AssertionError):
     """Raised by `InitReport.check` when a layer's signal left the band."""
@@ -211,9 +214,17 @@ class InitReport:
         if notes:
             lines.append("Notes:")
             lines += [f"  {n}" for n in notes]
-        if self.skipped:
+        kept = [s for s in self.skipped if s.reason == NO_KERNEL]
+        others = [s for s in self.skipped if s.reason != NO_KERNEL]
+        if others:
             lines.append("Left unchanged:")
-            lines += [f"  {s.layer} ({s.layer_type}): {s.reason}" for s in self.skipped]
+            lines += [f"  {s.layer} ({s.layer_type}): {s.reason}" for s in others]
+        if kept:
+            counts: dict[str, int] = {}
+            for s in kept:
+                counts[s.layer_type] = counts.get(s.layer_type, 0) + 1
+            listed = ", ".join(f"{t} x{n}" if n > 1 else t for t, n in counts.items())
+            lines.append(f"Without a kernel, kept as they are: {listed}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
