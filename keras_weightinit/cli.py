@@ -716,10 +716,28 @@ def _one_thread_for_torch() -> None:
         torch.set_num_threads(1)
 
 
+def _missing_demo_dependencies() -> list[str]:
+    import importlib.util
+
+    return [
+        package
+        for module, package in (("sklearn", "scikit-learn"), ("matplotlib", "matplotlib"))
+        if importlib.util.find_spec(module) is None
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `keras-weightinit` and `python -m keras_weightinit`."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    missing = _missing_demo_dependencies()
+    if missing:
+        print(
+            f"{PROG}: error: this command needs {' and '.join(missing)}: "
+            'pip install "keras-weightinit[demo]"',
+            file=sys.stderr,
+        )
+        return 1
     _one_thread_for_torch()
     report = Reporter(quiet=args.quiet)
     try:
