@@ -485,3 +485,29 @@ def test_report_prints_and_checks():
         report.check(5.0, 6.0)
     with pytest.raises(ValueError, match="low"):
         report.check(2.0, 1.0)
+
+
+def test_gain_option_reaches_the_factory_and_the_config():
+    model = _model((400,), L.Dense(100, activation="gelu", name="g"))
+    row = kwi.initialize(model, seed=0, gain="fixed_point")["g"][0]
+    expected_scale = kwi.for_activation("gelu", gain="fixed_point").scale  # 2.1551 (SPEC §2)
+    assert row.scale == pytest.approx(expected_scale)
+    assert model.get_layer("g").kernel_initializer.get_config()["scale"] == row.scale
+    k = to_numpy(model.get_layer("g").kernel)
+    # 40k values: SE of the std 0.35%, so 1.5% is 4 SE; He's scale 2 would be
+    # 3.7% low, 6 SE beyond the tolerance.
+    assert k.std() == pytest.approx(math.sqrt(expected_scale / 400), rel=0.015)
+
+
+def test_wrappers_are_walked_into():
+    inp = keras.Input((5, 8))
+    x = L.TimeDistributed(L.Dense(6, activation="relu", name="inner"))(inp)
+    x = L.Bidirectional(L.GRU(4, name="gru"))(x)
+    model = keras.Model(inp, x)
+    report = kwi.initialize(model, seed=0)
+    assert {(r.layer, r.weight) for r in report} == {
+        ("inner", "kernel"),
+        ("forward_gru", "kernel"), ("forward_gru", "recurrent_kernel"),
+        ("backward_gru", "kernel"), ("backward_gru", "recurrent_kernel"),
+    }
+    assert report["inner"][0].initializer == "HeNormalCustom"
