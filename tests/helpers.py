@@ -11,6 +11,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
+import keras_weightinit as kwi
+
+#: The six Glorot/LeCun/He presets, in the table's order.
+PRESET_CLASSES = [
+    kwi.GlorotNormalCustom,
+    kwi.GlorotUniformCustom,
+    kwi.LecunNormalCustom,
+    kwi.LecunUniformCustom,
+    kwi.HeNormalCustom,
+    kwi.HeUniformCustom,
+]
+
 
 def run_python(code: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """Runs `code` in a fresh interpreter with the same backend, in `cwd`.

@@ -7,15 +7,9 @@ import numpy as np
 import pytest
 
 import keras_weightinit as kwi
+from tests.helpers import PRESET_CLASSES
 
-ALL = [
-    kwi.GlorotNormalCustom,
-    kwi.GlorotUniformCustom,
-    kwi.LecunNormalCustom,
-    kwi.LecunUniformCustom,
-    kwi.HeNormalCustom,
-    kwi.HeUniformCustom,
-]
+ALL = PRESET_CLASSES
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)

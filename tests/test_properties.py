@@ -24,16 +24,9 @@ from hypothesis import strategies as st
 import keras_weightinit as kwi
 from keras_weightinit.initializers import DISTRIBUTIONS, MODES
 from keras_weightinit.registry import ALIASES
-from tests.helpers import to_numpy
+from tests.helpers import PRESET_CLASSES, to_numpy
 
-PRESETS = [
-    kwi.GlorotNormalCustom,
-    kwi.GlorotUniformCustom,
-    kwi.LecunNormalCustom,
-    kwi.LecunUniformCustom,
-    kwi.HeNormalCustom,
-    kwi.HeUniformCustom,
-]
+PRESETS = PRESET_CLASSES
 CLASSES = [*PRESETS, kwi.VarianceScalingCustom]
 FLOAT_DTYPES = ["float16", "bfloat16", "float32", "float64"]
 NON_FLOAT_DTYPES = [

@@ -7,16 +7,9 @@ import numpy as np
 import pytest
 
 import keras_weightinit as kwi
-from tests.helpers import to_numpy
+from tests.helpers import PRESET_CLASSES, to_numpy
 
-CLASSES = [
-    kwi.GlorotNormalCustom,
-    kwi.GlorotUniformCustom,
-    kwi.LecunNormalCustom,
-    kwi.LecunUniformCustom,
-    kwi.HeNormalCustom,
-    kwi.HeUniformCustom,
-]
+CLASSES = PRESET_CLASSES
 SHAPE = (32, 16)
 ids = [c.__name__ for c in CLASSES]
 
