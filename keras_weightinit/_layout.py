@@ -65,7 +65,7 @@ def draw_with_layout(
         )
     import jax
 
-    from keras_weightinit.initializers import TRUNCATED_NORMAL_STD
+    from keras_weightinit._draw import TRUNCATED_NORMAL_STD
 
     if isinstance(layout, keras.distribution.TensorLayout):
         layout = layout.backend_layout

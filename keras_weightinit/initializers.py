@@ -40,6 +40,7 @@ from typing import Any, Literal
 import keras
 import numpy as np
 
+from keras_weightinit._draw import TRUNCATED_NORMAL_STD, draw
 from keras_weightinit._layout import draw_with_layout
 from keras_weightinit._validation import (
     check_axes,
@@ -53,8 +54,16 @@ from keras_weightinit._validation import (
 from keras_weightinit.fans import compute_fans
 from keras_weightinit.registry import register
 
-# stddev of a standard normal truncated to (-2, 2)
-TRUNCATED_NORMAL_STD = 0.87962566103423978
+__all__ = [
+    "TRUNCATED_NORMAL_STD",
+    "VarianceScalingCustom",
+    "GlorotNormalCustom",
+    "GlorotUniformCustom",
+    "LecunNormalCustom",
+    "LecunUniformCustom",
+    "HeNormalCustom",
+    "HeUniformCustom",
+]
 
 Mode = Literal["fan_in", "fan_out", "fan_avg"]
 Distribution = Literal["normal", "uniform", "truncated_normal"]
@@ -121,6 +130,13 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
       them different kernels (Keras's built-ins give both the same one).
     - `seed=keras.random.SeedGenerator(...)`: used as Keras uses it; each
       call advances the generator.
+
+    Memory: a tensor of 2^20 values or more is drawn without a full-size
+    temporary (peak about 1.05x the tensor, where `keras.random` needs 3-9x;
+    see `keras_weightinit._draw`). On TensorFlow the values are still those
+    `keras.random` gives for the same seed; on JAX (2^20 values or more)
+    and for PyTorch's uniform and truncated normal (every size) they come
+    from another stream with the same distribution.
 
     Layers that rebuild their initializer from its config get a *new*
     instance with the same `seed` argument. `MultiHeadAttention` does this
@@ -244,14 +260,7 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
         seed = self._next_seed()
         if layout is not None:
             return draw_with_layout(self.distribution, shape, dtype, std, seed, layout)
-        if self.distribution == "normal":
-            return keras.random.normal(shape, stddev=std, dtype=dtype, seed=seed)
-        if self.distribution == "uniform":
-            limit = math.sqrt(3.0) * std
-            return keras.random.uniform(shape, minval=-limit, maxval=limit, dtype=dtype, seed=seed)
-        return keras.random.truncated_normal(
-            shape, stddev=std / TRUNCATED_NORMAL_STD, dtype=dtype, seed=seed
-        )
+        return draw(self.distribution, shape, dtype, std, seed)
 
     # -- serialization -------------------------------------------------------
 

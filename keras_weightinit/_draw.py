@@ -1,0 +1,226 @@
+"""Drawing a large tensor without full-size temporaries.
+
+`keras.random.normal`, `uniform` and `truncated_normal` are correct but,
+called eagerly on a large shape, hold several full-size buffers at once:
+
+| backend    | normal | uniform | truncated normal | why                                 |
+| ---------- | -----: | ------: | ---------------: | ----------------------------------- |
+| TensorFlow |     3x |      3x |               3x | `rnd * std + mean`, one op at a time |
+| JAX        |     4x |      4x |               4x | Threefry's counters and random bits |
+| PyTorch    |     1x |      3x |               9x | `(b - a) * rand + a`; 4 candidates  |
+
+(peak resident memory / tensor size, measured by
+`benchmarks/bench_initializers.py`). Here the same distributions are drawn
+so that the peak stays near the tensor itself:
+
+- TensorFlow: the same `tf.random.stateless_*` op inside a `tf.function`
+  traced once per (distribution, dtype), the shape an argument. A graph
+  executor hands the raw draw's buffer on to the multiply and add. The
+  values are bit for bit those of `keras.random.*` with the same seed.
+- PyTorch: one `torch.empty` tensor filled in place (`normal_`,
+  `uniform_`; the truncated normal by the inverse CDF, chunk by chunk).
+  Normal values equal `keras.random.normal`'s for the same seed.
+- JAX, above `LEAN_MIN_SIZE` values: one `jax.jit` fills a flat buffer
+  `LEAN_MIN_SIZE` values at a time (`fori_loop` and
+  `dynamic_update_slice`, a `fold_in` key per chunk), which XLA updates in
+  place. Smaller tensors use `keras.random` as is.
+
+Seeds follow Keras's conventions, so an int seed or a `SeedGenerator`
+selects the same stream `keras.random` would start from.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import keras
+
+# Below this many values the difference in peak memory is at most a few
+# MiB, and `keras.random` is called as is (TensorFlow, JAX).
+LEAN_MIN_SIZE = 2**20
+
+# stddev of a standard normal truncated to (-2, 2)
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+def sampler_parameter(distribution: str, std: float) -> float:
+    """The parameter each sampler takes to give a result of stddev `std`.
+
+    The normal's stddev, the uniform's half-width `sqrt(3)·std`, or the
+    stddev of the normal before truncation at ±2 of it, `std / c`.
+    """
+    if distribution == "normal":
+        return std
+    if distribution == "uniform":
+        return math.sqrt(3.0) * std
+    return std / TRUNCATED_NORMAL_STD
+
+
+def draw(
+    distribution: str,
+    shape: tuple[int, ...],
+    dtype: str,
+    std: float,
+    seed: int | keras.random.SeedGenerator,
+):
+    """Returns a backend tensor of `shape` and `dtype`, standard deviation `std`.
+
+    Args:
+        distribution: `"normal"`, `"uniform"` or `"truncated_normal"`.
+        shape: A validated shape tuple.
+        dtype: A standardized float dtype name.
+        std: The standard deviation of the result.
+        seed: A non-negative int below 2**31, or a `keras.random.SeedGenerator`.
+    """
+    backend = keras.backend.backend()
+    size = math.prod(shape)
+    if backend == "tensorflow" and size >= LEAN_MIN_SIZE:
+        return _draw_tensorflow(distribution, shape, dtype, std, seed)
+    if backend == "torch":
+        return _draw_torch(distribution, shape, dtype, std, seed)
+    if backend == "jax" and size > LEAN_MIN_SIZE:
+        return _draw_jax(distribution, shape, dtype, std, seed)
+    return _draw_keras(distribution, shape, dtype, std, seed)
+
+
+def _draw_keras(distribution, shape, dtype, std, seed):
+    param = sampler_parameter(distribution, std)
+    if distribution == "normal":
+        return keras.random.normal(shape, stddev=param, dtype=dtype, seed=seed)
+    if distribution == "uniform":
+        return keras.random.uniform(shape, minval=-param, maxval=param, dtype=dtype, seed=seed)
+    return keras.random.truncated_normal(shape, stddev=param, dtype=dtype, seed=seed)
+
+
+# -- TensorFlow --------------------------------------------------------------
+
+
+@functools.cache  # at most 3 distributions x 4 dtypes
+def _tf_sampler(distribution: str, dtype: str):
+    import tensorflow as tf
+
+    tf_dtype = tf.as_dtype(dtype)
+
+    def sample(shape, seed, param):
+        param = tf.cast(param, tf_dtype)
+        if distribution == "normal":
+            return tf.random.stateless_normal(shape, seed, stddev=param, dtype=tf_dtype)
+        if distribution == "uniform":
+            return tf.random.stateless_uniform(
+                shape, seed, minval=-param, maxval=param, dtype=tf_dtype
+            )
+        return tf.random.stateless_truncated_normal(shape, seed, stddev=param, dtype=tf_dtype)
+
+    signature = [
+        tf.TensorSpec([None], tf.int64),
+        tf.TensorSpec([2], tf.int32),
+        tf.TensorSpec([], tf.float64),
+    ]
+    return tf.function(sample, input_signature=signature, autograph=False)
+
+
+def _draw_tensorflow(distribution, shape, dtype, std, seed):
+    import tensorflow as tf
+
+    if isinstance(seed, keras.random.SeedGenerator):
+        pair = tf.cast(seed.next(), tf.int64)
+    else:
+        pair = tf.constant([seed, 0], tf.int64)
+    # Keras's TensorFlow seeds are int64 pairs reduced modulo 2**31 - 2 to
+    # the int32 the stateless ops take; the same here, so the same stream.
+    pair = tf.cast(tf.math.floormod(pair, 2**31 - 2), tf.int32)
+    param = sampler_parameter(distribution, std)
+    return _tf_sampler(distribution, dtype)(
+        tf.constant(shape, tf.int64), pair, tf.constant(param, tf.float64)
+    )
+
+
+# -- PyTorch -----------------------------------------------------------------
+
+_TORCH_CHUNK = 2**20
+
+
+def _draw_torch(distribution, shape, dtype, std, seed):
+    import torch
+
+    out = keras.ops.empty(shape, dtype=dtype)
+    if out.device.type == "meta":  # symbolic tracing: no values needed
+        return out
+    if isinstance(seed, keras.random.SeedGenerator):
+        first, second = (int(v) for v in keras.ops.convert_to_numpy(seed.next()))
+    else:
+        first, second = seed, 0
+    generator = torch.Generator(device=out.device)
+    # Keras's PyTorch seeding: the pair summed, as uint32.
+    generator.manual_seed((first + second) & 0xFFFFFFFF)
+    param = sampler_parameter(distribution, std)
+    if distribution == "normal":
+        return out.normal_(0.0, param, generator=generator)
+    if distribution == "uniform":
+        return out.uniform_(-param, param, generator=generator)
+    # Inverse CDF: u ~ U(-erf(sqrt 2), erf(sqrt 2)) gives sqrt(2)·erfinv(u)
+    # ~ N(0, 1) cut at ±2, with no rejected draws. Half precisions are
+    # computed in a float32 work buffer, chunk by chunk, and rounded once.
+    bound = math.erf(math.sqrt(2.0))
+    work_dtype = torch.float64 if out.dtype == torch.float64 else torch.float32
+    flat = out.view(-1)
+    for start in range(0, flat.numel(), _TORCH_CHUNK):
+        part = flat[start : start + _TORCH_CHUNK]
+        work = torch.empty(part.shape, dtype=work_dtype, device=part.device)
+        work.uniform_(-bound, bound, generator=generator).erfinv_()
+        # erfinv is exact to a few ulps; the clamp keeps rounding within ±2.
+        work.mul_(math.sqrt(2.0)).clamp_(-2.0, 2.0).mul_(param)
+        part.copy_(work)
+    return out
+
+
+# -- JAX ---------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)  # one compiled fill per large shape
+def _jax_filler(distribution: str, shape: tuple[int, ...], dtype: str):
+    import jax
+    import jax.numpy as jnp
+
+    n = math.prod(shape)
+    full, rest = divmod(n, LEAN_MIN_SIZE)
+    jdtype = jnp.dtype(dtype)
+
+    def chunk(key, size, param):
+        if distribution == "normal":
+            return jax.random.normal(key, (size,), jdtype) * param
+        if distribution == "uniform":
+            return jax.random.uniform(key, (size,), jdtype, -param, param)
+        return jax.random.truncated_normal(key, -2.0, 2.0, (size,), jdtype) * param
+
+    def fill(key, param):
+        param = param.astype(jdtype)
+        flat = jnp.zeros((n,), jdtype)
+
+        def body(i, flat):
+            part = chunk(jax.random.fold_in(key, i), LEAN_MIN_SIZE, param)
+            return jax.lax.dynamic_update_slice(flat, part, (i * LEAN_MIN_SIZE,))
+
+        flat = jax.lax.fori_loop(0, full, body, flat)
+        if rest:
+            part = chunk(jax.random.fold_in(key, full), rest, param)
+            flat = jax.lax.dynamic_update_slice(flat, part, (full * LEAN_MIN_SIZE,))
+        return flat.reshape(shape)
+
+    return jax.jit(fill)
+
+
+def _draw_jax(distribution, shape, dtype, std, seed):
+    import jax.numpy as jnp
+
+    if isinstance(seed, keras.random.SeedGenerator):
+        key = jnp.asarray(seed.next(), jnp.uint32)
+    else:
+        key = jnp.asarray([seed, 0], jnp.uint32)
+    filler = _jax_filler(distribution, shape, dtype)
+    param = sampler_parameter(distribution, std)
+    # float32 is the widest parameter JAX takes without x64; it is cast to
+    # `dtype` (float64 only exists with x64 on) inside the jit.
+    param_dtype = jnp.float64 if dtype == "float64" else jnp.float32
+    return filler(key, jnp.asarray(param, param_dtype))
