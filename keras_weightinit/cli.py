@@ -296,26 +296,27 @@ def run_compare(args, report: Reporter) -> dict[str, Diagnosis]:
         f"{args.depth} hidden Dense({args.width}, {args.activation}) layers, "
         f"one batch of digits, backend {keras.backend.backend()}"
     )
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-    json_path = out / f"{stem}.json"
-    json_path.write_text(
-        json.dumps(
-            {
-                "command": "compare",
-                "activation": args.activation,
-                "depth": args.depth,
-                "width": args.width,
-                "seed": args.seed,
-                "backend": keras.backend.backend(),
-                "results": {n: r.to_dict() for n, r in results.items()},
-            },
-            indent=1,
-            allow_nan=True,
-        )
-    )
+    record = {"seed": args.seed, "results": {n: r.to_dict() for n, r in results.items()}}
+    json_path = _save(fig, png, "compare", args, record)
     report.result(f"\nwrote {png}\nwrote {json_path}")
     return results
+
+
+def _save(fig, png: Path, command: str, args, record: dict) -> Path:
+    """Writes `fig` to `png` and the run's settings and `record` next to it."""
+    plt = _pyplot()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    json_path = png.with_suffix(".json")
+    settings = {
+        "command": command,
+        "activation": args.activation,
+        "depth": args.depth,
+        "width": args.width,
+        "backend": keras.backend.backend(),
+    }
+    json_path.write_text(json.dumps({**settings, **record}, indent=1, allow_nan=True))
+    return json_path
 
 
 def _rows_to_show(n: int, most: int = 24) -> list[int]:
@@ -461,24 +462,8 @@ def run_train(args, report: Reporter) -> list[dict[str, Any]]:
         f"{args.depth} hidden Dense({args.width}, {args.activation}) layers on "
         f"digits, SGD {args.learning_rate:g} momentum {args.momentum:g}"
     )
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-    json_path = out / f"{stem}.json"
-    json_path.write_text(
-        json.dumps(
-            {
-                "command": "train",
-                "activation": args.activation,
-                "depth": args.depth,
-                "width": args.width,
-                "epochs": args.epochs,
-                "seed": args.seed,
-                "backend": keras.backend.backend(),
-                "results": rows,
-            },
-            indent=1,
-        )
-    )
+    record = {"epochs": args.epochs, "seed": args.seed, "results": rows}
+    json_path = _save(fig, png, "train", args, record)
     report.result(f"wrote {png}\nwrote {json_path}")
     return rows
 
