@@ -93,3 +93,58 @@ def test_memory_case_sees_the_tensor_the_backend_allocates(tmp_path):
         # allocations (tracemalloc) would report about 0 here.
         assert row["peak_bytes"] >= 0.9 * row["tensor_bytes"], row
     assert "peak / size" in stdout
+
+
+SIGNAL_SCRIPT = SCRIPT.parent / "signal_propagation.py"
+
+
+@pytest.mark.slow
+def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
+    out_json = tmp_path / "signal.json"
+    result = subprocess.run(
+        [
+            sys.executable, str(SIGNAL_SCRIPT),
+            "--depth", "6", "--width", "32", "--batch", "64",
+            "--activations", "relu", "selu",
+            "--seeds", "0", "--spread-seeds", "3", "--conv-batch", "16",
+            "--json", str(out_json),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    # At these toy sizes a target may be missed by chance (8-channel layers,
+    # 3 networks); the script must then say FAIL and exit 1, else exit 0.
+    assert result.returncode in (0, 1), result.stderr[-4000:]
+    stdout = result.stdout
+    verdicts = [line for line in stdout.splitlines() if line.startswith(("- PASS", "- FAIL"))]
+    assert (result.returncode == 1) == any(v.startswith("- FAIL") for v in verdicts)
+    data = json.loads(out_json.read_text())
+    # The spread covers the four analytic targets, Gaussian and orthogonal,
+    # on each of the 3 networks, whatever --activations says.
+    spread = data["spread"]
+    assert len(spread) == 4 * 2 * 3
+    assert {r["activation"] for r in spread} == {"relu", "leaky_relu", "selu", "linear"}
+    assert all(r["ratio"] > 0 for r in spread)
+    # Keras's default, analytic, orthogonal and LSUV side by side, per activation.
+    assert {(r["activation"], r["scheme"]) for r in data["mlp"]} == {
+        (a, s) for a in ("relu", "selu") for s in ("keras", "analytic", "orthogonal", "lsuv")
+    }
+    assert "Spread over networks" in stdout
+    judged = {v.split(":")[0][7:] for v in verdicts}
+    assert judged == {
+        "lsuv relu",
+        "lsuv selu",
+        "analytic relu",
+        "analytic leaky_relu",
+        "analytic selu",
+        "analytic linear",
+        "analytic Conv2DTranspose 256->8",
+        "analytic DepthwiseConv2D + 1x1 Conv2D x6, 128 ch",
+    }
+    # LSUV sets each layer's std on its batch, so it meets its band at any size.
+    assert all(v.startswith("- PASS") for v in verdicts if v[7:].startswith("lsuv"))
+    assert {r["stack"] for r in data["conv"]} == {
+        "Conv2DTranspose 256->8",
+        "DepthwiseConv2D + 1x1 Conv2D x6, 128 ch",
+    }
