@@ -37,8 +37,7 @@ def _to_numpy(x: Any, where: str) -> np.ndarray:
             ) from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(
-            "Argument `data` must hold numbers. "
-            f"Received: data{where} of dtype {arr.dtype}"
+            f"Argument `data` must hold numbers. Received: data{where} of dtype {arr.dtype}"
         )
     if arr.ndim == 0:
         raise ValueError(
@@ -122,9 +121,7 @@ def output_std(x: Any) -> float:
     """Std over every element of a tensor (float64, mean removed)."""
     if isinstance(x, (list, tuple)):
         x = x[0]
-    arr = np.asarray(
-        keras.ops.convert_to_numpy(keras.ops.cast(x, "float32")), dtype=np.float64
-    )
+    arr = np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(x, "float32")), dtype=np.float64)
     return float(arr.std())
 
 
@@ -174,8 +171,12 @@ def _has_elementwise_tail(layer) -> bool:
     return isinstance(
         layer,
         (
-            keras.layers.Dense, keras.layers.EinsumDense, BaseConv, BaseConvTranspose,
-            BaseDepthwiseConv, BaseSeparableConv,
+            keras.layers.Dense,
+            keras.layers.EinsumDense,
+            BaseConv,
+            BaseConvTranspose,
+            BaseDepthwiseConv,
+            BaseSeparableConv,
         ),
     )
 
@@ -213,9 +214,7 @@ def run(model, data, units: list[Unit], *, lsuv: bool, tol: float, max_iter: int
                         unit.converged = True
                         break
                     if unit.iterations >= max_iter:
-                        unit.note = (
-                            f"LSUV stopped after {max_iter} steps at output std {std:.4g}"
-                        )
+                        unit.note = f"LSUV stopped after {max_iter} steps at output std {std:.4g}"
                         break
                     _rescale(unit.target, 1.0 / std)
                     unit.factor /= std

@@ -217,9 +217,7 @@ def kernel_slots(layer) -> list[Slot] | None:
             var = _variable(sub, "kernel")
             # One initializer serves all four projections (the layer has a
             # single `kernel_initializer`), so all four are read as linear.
-            slots.append(
-                slot(sub, part, "kernel", einsum_fans(sub.equation, _shape(var)), LINEAR)
-            )
+            slots.append(slot(sub, part, "kernel", einsum_fans(sub.equation, _shape(var)), LINEAR))
         return slots
     if isinstance(layer, (L.Dense, L.EinsumDense, BaseConv, BaseConvTranspose)):
         _check_plain(layer)
@@ -238,25 +236,47 @@ def kernel_slots(layer) -> list[Slot] | None:
         return [slot(layer, "kernel", "kernel", fans, KERNEL)]
     if isinstance(layer, BaseSeparableConv):
         return [
-            slot(layer, "depthwise_kernel", "depthwise_kernel", depthwise_fans, LINEAR,
-                 init_attr="depthwise_initializer", bias=False),
-            slot(layer, "pointwise_kernel", "pointwise_kernel", conv_fans, KERNEL,
-                 init_attr="pointwise_initializer"),
+            slot(
+                layer,
+                "depthwise_kernel",
+                "depthwise_kernel",
+                depthwise_fans,
+                LINEAR,
+                init_attr="depthwise_initializer",
+                bias=False,
+            ),
+            slot(
+                layer,
+                "pointwise_kernel",
+                "pointwise_kernel",
+                conv_fans,
+                KERNEL,
+                init_attr="pointwise_initializer",
+            ),
         ]
     if isinstance(layer, BaseDepthwiseConv):
         return [
             # Keras names this variable `kernel`, its initializer
             # `depthwise_initializer`.
-            slot(layer, "kernel", "kernel", depthwise_fans, KERNEL,
-                 init_attr="depthwise_initializer")
+            slot(
+                layer, "kernel", "kernel", depthwise_fans, KERNEL, init_attr="depthwise_initializer"
+            )
         ]
     if isinstance(layer, L.Embedding):
         _check_plain(layer)
         var = _variable(layer, "embeddings")
         if len(_shape(var)) != 2:
             raise NotUnderstood("an Embedding table of rank other than 2")
-        return [slot(layer, "embeddings", "embeddings", _fans(_shape(var), [], [1]), EMBEDDING,
-                     bias=False)]
+        return [
+            slot(
+                layer,
+                "embeddings",
+                "embeddings",
+                _fans(_shape(var), [], [1]),
+                EMBEDDING,
+                bias=False,
+            )
+        ]
     if isinstance(layer, L.RNN) and not isinstance(layer, L.Bidirectional):
         cell = getattr(layer, "cell", None)
         gates = _rnn_gates(cell)
@@ -267,10 +287,17 @@ def kernel_slots(layer) -> list[Slot] | None:
         units = int(cell.units)
         k_in = _shape(kernel)[0]
         return [
-            slot(cell, "kernel", "kernel", Fans(k_in, units, [0], [1]), RNN_INPUT,
-                 owner=layer),
-            slot(cell, "recurrent_kernel", "recurrent_kernel", Fans(units, units, [0], [1]),
-                 RECURRENT, init_attr="recurrent_initializer", bias=False, owner=layer),
+            slot(cell, "kernel", "kernel", Fans(k_in, units, [0], [1]), RNN_INPUT, owner=layer),
+            slot(
+                cell,
+                "recurrent_kernel",
+                "recurrent_kernel",
+                Fans(units, units, [0], [1]),
+                RECURRENT,
+                init_attr="recurrent_initializer",
+                bias=False,
+                owner=layer,
+            ),
         ]
     if _own_variables(layer):
         if isinstance(layer, no_kernel_types()):
@@ -282,8 +309,13 @@ def kernel_slots(layer) -> list[Slot] | None:
 def no_kernel_types() -> tuple[type, ...]:
     """Layers that own weights but no kernel: their weights are kept as they are."""
     names = (
-        "BatchNormalization", "LayerNormalization", "GroupNormalization",
-        "RMSNormalization", "UnitNormalization", "Normalization", "PReLU",
+        "BatchNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "RMSNormalization",
+        "UnitNormalization",
+        "Normalization",
+        "PReLU",
     )
     return tuple(getattr(keras.layers, n) for n in names if hasattr(keras.layers, n))
 

@@ -109,9 +109,7 @@ def _squareplus(b=4):
 
 
 def _sparse_plus():
-    return lambda x: np.where(
-        x <= -1.0, 0.0, np.where(x < 1.0, 0.25 * (x + 1.0) ** 2, x)
-    )
+    return lambda x: np.where(x <= -1.0, 0.0, np.where(x < 1.0, 0.25 * (x + 1.0) ** 2, x))
 
 
 def _soft_shrink(threshold=0.5):
@@ -230,8 +228,7 @@ NOTES: dict[str, str] = {
         "breaks self-normalization, so LeCun (scale 1, fan_in)."
     ),
     "relu6": (
-        "A ReLU clipped at 6: the clip only touches inputs beyond about 4 std "
-        "at He scale, so He."
+        "A ReLU clipped at 6: the clip only touches inputs beyond about 4 std at He scale, so He."
     ),
     "gelu": (
         "Smooth ReLU, so He by default; no constant gain is depth-stable for "
@@ -282,9 +279,7 @@ NOTES: dict[str, str] = {
         "so the neutral Glorot is kept; pass gain= for a variance-preserving "
         "scale."
     ),
-    "threshold": (
-        "x above the threshold, a constant below: a shifted ReLU, so He."
-    ),
+    "threshold": ("x above the threshold, a constant below: a shifted ReLU, so He."),
 }
 
 #: Forms refused on purpose, with the reason (shown in the error).
@@ -432,8 +427,7 @@ def _check_real(value: Any, what: str, activation: Any) -> float:
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(
-            f"The {what} of activation {activation!r} must be finite. "
-            f"Received: {what}={value}"
+            f"The {what} of activation {activation!r} must be finite. Received: {what}={value}"
         )
     return value
 
@@ -462,9 +456,7 @@ def _prelu_slope(layer: Any) -> float:
 
 
 def _from_layer(layer: Any) -> ResolvedActivation:
-    kind = next(
-        k for cls, k in _activation_layer_classes().items() if isinstance(layer, cls)
-    )
+    kind = next(k for cls, k in _activation_layer_classes().items() if isinstance(layer, cls))
     if kind == "activation":
         return resolve_activation(layer.activation)
     if kind == "relu":

@@ -69,9 +69,7 @@ def candidates() -> dict[str, Candidate]:
     for family, label in (("glorot", "glorot"), ("lecun", "lecun"), ("he", "he")):
         for dist, short in (("normal", "n"), ("uniform", "u")):
             name = f"{family}_{dist}_custom"
-            found.append(
-                Candidate(name, f"{label}_{short}", name, lambda act, n=name: n)
-            )
+            found.append(Candidate(name, f"{label}_{short}", name, lambda act, n=name: n))
     try:
         from keras_weightinit import factory  # noqa: F401
     except ImportError:  # pragma: no cover - the factory ships with the package
@@ -366,7 +364,11 @@ def run_train(args, report: Reporter) -> list[dict[str, Any]]:
     for i, cand in enumerate(chosen, 1):
         t0 = time.perf_counter()
         model = build_mlp(
-            cand, args.activation, args.depth, args.width, seed=args.seed,
+            cand,
+            args.activation,
+            args.depth,
+            args.width,
+            seed=args.seed,
             batch=x_train[:256],
         )
         model.compile(
@@ -426,9 +428,7 @@ def run_train(args, report: Reporter) -> list[dict[str, Any]]:
         f"{args.epochs} epochs, seed {args.seed} (chance: 10%):"
     )
     report.result(
-        format_table(
-            ["initializer", "test acc", "final loss", "test loss", "rank", ""], table
-        )
+        format_table(["initializer", "test acc", "final loss", "test loss", "rank", ""], table)
     )
     if any(r["initializer"] == "factory" for r in rows):
         report.result(f"factory -> {_describe_factory(args.activation)}")
@@ -482,22 +482,18 @@ def run_demo(args, report: Reporter) -> None:
     )
     common = dict(seed=args.seed, out=args.out, depth=20, width=64, verbose=False)
     run_compare(
-        argparse.Namespace(
-            **common, activation="relu", batch_size=256, initializers=names
-        ),
+        argparse.Namespace(**common, activation="relu", batch_size=256, initializers=names),
         report,
     )
     report.result(
-        "\n2) train with ReLU: Keras's default (Glorot) lets the signal fade, "
-        "He keeps it."
+        "\n2) train with ReLU: Keras's default (Glorot) lets the signal fade, He keeps it."
     )
     relu = [
         n
         for n in names
         if n in {"default", "he_normal_custom", "he_uniform_custom", "factory", "lsuv"}
     ]
-    train_common = dict(common, epochs=args.epochs, batch_size=32, learning_rate=0.01,
-                        momentum=0.9)
+    train_common = dict(common, epochs=args.epochs, batch_size=32, learning_rate=0.01, momentum=0.9)
     run_train(
         argparse.Namespace(**train_common, activation="relu", initializers=relu),
         report,
@@ -506,9 +502,7 @@ def run_demo(args, report: Reporter) -> None:
         "\n3) train with SELU: LeCun is what SELU's self-normalization needs; "
         "He's doubled variance makes it diverge."
     )
-    selu = [
-        n for n in names if n in {"lecun_normal_custom", "he_uniform_custom", "factory"}
-    ]
+    selu = [n for n in names if n in {"lecun_normal_custom", "he_uniform_custom", "factory"}]
     run_train(
         argparse.Namespace(**train_common, activation="selu", initializers=selu),
         report,
@@ -569,16 +563,22 @@ def _add_common(p: argparse.ArgumentParser, top: bool) -> None:
         return value if top else argparse.SUPPRESS
 
     p.add_argument(
-        "--out", default=default("."), metavar="DIR",
+        "--out",
+        default=default("."),
+        metavar="DIR",
         help="folder for the PNG plots and JSON results (created if needed; "
         "default: the current folder)",
     )
     p.add_argument(
-        "--seed", type=int, default=default(0),
+        "--seed",
+        type=int,
+        default=default(0),
         help="random seed for the weights, the batch and the data split (default: 0)",
     )
     p.add_argument(
-        "--quiet", action="store_true", default=default(False),
+        "--quiet",
+        action="store_true",
+        default=default(False),
         help="no progress lines on stderr",
     )
 
@@ -586,20 +586,31 @@ def _add_common(p: argparse.ArgumentParser, top: bool) -> None:
 def _add_mlp(p: argparse.ArgumentParser, depth: int, activation: str) -> None:
     names = list(candidates())
     p.add_argument(
-        "--depth", type=_positive_int, default=depth,
+        "--depth",
+        type=_positive_int,
+        default=depth,
         help=f"number of hidden Dense layers (default: {depth})",
     )
     p.add_argument(
-        "--width", type=_positive_int, default=64,
+        "--width",
+        type=_positive_int,
+        default=64,
         help="units per hidden layer (default: 64)",
     )
     p.add_argument(
-        "--activation", type=_activation, default=activation,
+        "--activation",
+        type=_activation,
+        default=activation,
         help=f"activation of the hidden layers, any Keras name (default: {activation})",
     )
     p.add_argument(
-        "--initializers", nargs="+", choices=names, default=names, metavar="NAME",
-        help="which initializers to run, among: " + ", ".join(names)
+        "--initializers",
+        nargs="+",
+        choices=names,
+        default=names,
+        metavar="NAME",
+        help="which initializers to run, among: "
+        + ", ".join(names)
         + " (default: all). 'default' is Keras's glorot_uniform; 'factory' is "
         "for_activation(activation)"
         + ("; 'lsuv' is the factory's choice rescaled on a batch" if "lsuv" in names else ""),
@@ -628,13 +639,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--version", action="version",
+        "--version",
+        action="version",
         version=f"%(prog)s {_version()} (keras {keras.__version__}, "
         f"backend {keras.backend.backend()})",
     )
     _add_common(parser, top=True)
     parser.add_argument(
-        "--epochs", type=_positive_int, default=10,
+        "--epochs",
+        type=_positive_int,
+        default=10,
         help="epochs per training run (default: 10)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -653,7 +667,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_mlp(compare, 20, "relu")
     compare.add_argument(
-        "--batch-size", type=_positive_int, default=256,
+        "--batch-size",
+        type=_positive_int,
+        default=256,
         help="digits in the batch that is measured (default: 256)",
     )
     _add_common(compare, top=False)
@@ -671,16 +687,27 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_mlp(train, 20, "relu")
-    train.add_argument("--epochs", type=_positive_int, default=argparse.SUPPRESS,
-                       help="epochs per run (default: 10)")
-    train.add_argument("--batch-size", type=_positive_int, default=32,
-                       help="minibatch size (default: 32)")
-    train.add_argument("--learning-rate", type=_positive_float, default=0.01,
-                       help="SGD learning rate (default: 0.01)")
-    train.add_argument("--momentum", type=_fraction, default=0.9,
-                       help="SGD momentum (default: 0.9)")
-    train.add_argument("--verbose", action="store_true",
-                       help="a progress line per epoch, not only per run")
+    train.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=argparse.SUPPRESS,
+        help="epochs per run (default: 10)",
+    )
+    train.add_argument(
+        "--batch-size", type=_positive_int, default=32, help="minibatch size (default: 32)"
+    )
+    train.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        default=0.01,
+        help="SGD learning rate (default: 0.01)",
+    )
+    train.add_argument(
+        "--momentum", type=_fraction, default=0.9, help="SGD momentum (default: 0.9)"
+    )
+    train.add_argument(
+        "--verbose", action="store_true", help="a progress line per epoch, not only per run"
+    )
     _add_common(train, top=False)
     return parser
 

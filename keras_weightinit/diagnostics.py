@@ -194,7 +194,13 @@ class Diagnosis:
     def table(self) -> str:
         """The diagnosis as a fixed-width text table."""
         header = (
-            "depth", "layer", "kernel", "mean", "std", "grad norm", "grad/weight",
+            "depth",
+            "layer",
+            "kernel",
+            "mean",
+            "std",
+            "grad norm",
+            "grad/weight",
             "flags",
         )
         rows = [
@@ -221,13 +227,10 @@ class Diagnosis:
 
         lines = [fmt(header), fmt(["-" * w for w in widths])]
         lines += [fmt(r) for r in rows]
-        summary = (
-            f"loss {self.loss:.4g}, input std {self.input_std:.3g}; "
-            + (
-                "no layer flagged"
-                if self.ok
-                else f"{len(self.flagged)} of {len(self.layers)} layers flagged"
-            )
+        summary = f"loss {self.loss:.4g}, input std {self.input_std:.3g}; " + (
+            "no layer flagged"
+            if self.ok
+            else f"{len(self.flagged)} of {len(self.layers)} layers flagged"
         )
         lines.append(summary)
         return "\n".join(lines)
@@ -325,9 +328,7 @@ def _resolve_loss(model, targets, loss) -> Callable:
         compiled = getattr(model, "loss", None)
         loss = compiled if isinstance(compiled, str) or callable(compiled) else "mse"
     loss_fn = keras.losses.get(loss)
-    target_list = [
-        keras.ops.convert_to_tensor(t) for t in keras.tree.flatten(targets)
-    ]
+    target_list = [keras.ops.convert_to_tensor(t) for t in keras.tree.flatten(targets)]
 
     def compute(outputs):
         if len(outputs) != len(target_list):
@@ -367,9 +368,7 @@ def _gradients(extractor, inputs, loss_fn, kernels, n_out):
         ntv = extractor.non_trainable_variables
 
         def forward(t_values, nt_values):
-            outs, _ = extractor.stateless_call(
-                t_values, nt_values, inputs, training=False
-            )
+            outs, _ = extractor.stateless_call(t_values, nt_values, inputs, training=False)
             return loss_fn(outs[-n_out:]), outs
 
         (loss, outs), t_grads = jax.value_and_grad(forward, has_aux=True)(
@@ -411,9 +410,7 @@ def _flags(row: LayerSignal, largest: float, trainable: bool, t: Thresholds):
     relative = row.relative_grad
     if not math.isfinite(relative) or relative > t.grad_high:
         flags.append("exploding gradient")
-    elif relative < t.grad_low or (
-        largest > 0 and row.grad_norm / largest < t.spread_low
-    ):
+    elif relative < t.grad_low or (largest > 0 and row.grad_norm / largest < t.spread_low):
         flags.append("vanishing gradient")
     return tuple(flags)
 

@@ -373,8 +373,7 @@ def initialize(
             _forward.run(model, data, units, lsuv=False, tol=tol, max_iter=max_iter)
         except Exception as e:
             raise ValueError(
-                f"Argument `data` does not fit the model {model.name!r}: "
-                f"{type(e).__name__}: {e}"
+                f"Argument `data` does not fit the model {model.name!r}: {type(e).__name__}: {e}"
             ) from e
     before = {id(u): u.std for u in units}
 
@@ -425,15 +424,19 @@ def initialize(
                     weight_std=p.weight_std * factor,
                     std_before=before.get(id(u)) if u is not None else None,
                     std_after=u.std if u is not None else None,
-                    lsuv_iterations=u.iterations if (u is not None and method == "lsuv"
-                                                     and p.lsuv_target
-                                                     and u.std is not None) else None,
-                    lsuv_factor=factor if (u is not None and method == "lsuv"
-                                           and p.lsuv_target) else None,
+                    lsuv_iterations=u.iterations
+                    if (u is not None and method == "lsuv" and p.lsuv_target and u.std is not None)
+                    else None,
+                    lsuv_factor=factor
+                    if (u is not None and method == "lsuv" and p.lsuv_target)
+                    else None,
                     note=(u.note if u is not None and p.lsuv_target else "")
                     or _note(p, method)
-                    or ("the model did not call this layer on the data"
-                        if u is not None and u.std is None else ""),
+                    or (
+                        "the model did not call this layer on the data"
+                        if u is not None and u.std is None
+                        else ""
+                    ),
                     checked=slot.role not in (table.RNN_INPUT, table.RECURRENT),
                 )
             )

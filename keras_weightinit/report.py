@@ -125,9 +125,7 @@ class InitReport:
 
     def signals(self) -> dict[str, float]:
         """Layer name -> output std after initialization, for the rows `check` reads."""
-        return {
-            r.layer: r.std_after for r in self.layers if r.std_after is not None and r.checked
-        }
+        return {r.layer: r.std_after for r in self.layers if r.std_after is not None and r.checked}
 
     def check(self, low: float = 0.5, high: float = 2.0) -> None:
         """Raises if any layer's output std after initialization is outside [low, high].
@@ -147,9 +145,7 @@ class InitReport:
         """
         for name, value in (("low", low), ("high", high)):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(
-                    f"Argument `{name}` must be a number. Received: {name}={value!r}"
-                )
+                raise TypeError(f"Argument `{name}` must be a number. Received: {name}={value!r}")
         if not (0 <= low < high) or not math.isfinite(high):
             raise ValueError(
                 "Arguments `low` and `high` must satisfy 0 <= low < high < inf. "
@@ -179,8 +175,16 @@ class InitReport:
 
     def __str__(self) -> str:
         header = [
-            "layer", "type", "weight", "shape", "fan_in", "fan_out", "activation",
-            "initializer", "scale", "w std",
+            "layer",
+            "type",
+            "weight",
+            "shape",
+            "fan_in",
+            "fan_out",
+            "activation",
+            "initializer",
+            "scale",
+            "w std",
         ]
         if self.measured:
             header += ["std before", "std after"]
@@ -192,9 +196,16 @@ class InitReport:
             if r.activation_source not in ("own", "none"):
                 act += f" ({r.activation_source})"
             row = [
-                r.layer, r.layer_type, r.weight, "x".join(map(str, r.shape)) or "()",
-                str(r.fan_in), str(r.fan_out), act, r.initializer,
-                _fmt(r.scale), _fmt(r.weight_std),
+                r.layer,
+                r.layer_type,
+                r.weight,
+                "x".join(map(str, r.shape)) or "()",
+                str(r.fan_in),
+                str(r.fan_out),
+                act,
+                r.initializer,
+                _fmt(r.scale),
+                _fmt(r.weight_std),
             ]
             if self.measured:
                 row += [_fmt(r.std_before), _fmt(r.std_after)]

@@ -22,9 +22,7 @@ def run_cli(*args: str, cwd: Path, script: str | None = None, timeout: float = 3
     env["KERAS_BACKEND"] = keras.backend.backend()
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # The checkout first, so the code under test is this tree's.
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     command = [script] if script else [sys.executable, "-m", "keras_weightinit"]
     return subprocess.run(
         [*command, *args],
@@ -50,10 +48,31 @@ def test_help_lists_commands_and_options(tmp_path, capsys):
 
     # The subcommands' help, in-process (a fresh interpreter costs seconds).
     for command, words in [
-        ("train", ("--depth", "--width", "--activation", "--initializers",
-                   "--epochs", "--learning-rate", "--momentum", "--batch-size")),
-        ("compare", ("--depth", "--width", "--activation", "--initializers",
-                     "--batch-size", "--out", "--seed")),
+        (
+            "train",
+            (
+                "--depth",
+                "--width",
+                "--activation",
+                "--initializers",
+                "--epochs",
+                "--learning-rate",
+                "--momentum",
+                "--batch-size",
+            ),
+        ),
+        (
+            "compare",
+            (
+                "--depth",
+                "--width",
+                "--activation",
+                "--initializers",
+                "--batch-size",
+                "--out",
+                "--seed",
+            ),
+        ),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
@@ -109,9 +128,22 @@ def test_options_before_or_after_the_command():
 def test_compare_writes_its_files_and_shows_vanishing_signal(tmp_path):
     out = tmp_path / "results" / "compare"
     result = run_cli(
-        "compare", "--depth", "12", "--width", "32", "--batch-size", "64",
-        "--initializers", "default", "he_normal_custom", "factory",
-        "--out", str(out), "--seed", "1", cwd=tmp_path,
+        "compare",
+        "--depth",
+        "12",
+        "--width",
+        "32",
+        "--batch-size",
+        "64",
+        "--initializers",
+        "default",
+        "he_normal_custom",
+        "factory",
+        "--out",
+        str(out),
+        "--seed",
+        "1",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, explain(result)
     png = out / "compare_relu_depth12.png"
@@ -120,6 +152,7 @@ def test_compare_writes_its_files_and_shows_vanishing_signal(tmp_path):
     assert set(data["results"]) == {"default", "he_normal_custom", "factory"}
     assert "output std per layer" in result.stdout
     assert "kernel gradient norm per layer" in result.stdout
+
     # Glorot under ReLU halves the variance at every layer (factor
     # fan_in · 2/(fan_in+fan_out) · 1/2 = 1/2): over the 11 layers from the
     # first hidden to the last, the std falls by 2**(-11/2) ≈ 0.022, far
@@ -154,8 +187,19 @@ def test_train_ranks_the_factory_above_keras_default_for_deep_relu(tmp_path):
     # so the test stays fast; the gap is large (Glorot's signal is ~1e-3 at
     # the top, He's ~1) and the seed is fixed.
     result = run_cli(
-        "train", "--depth", "20", "--width", "32", "--epochs", "4",
-        "--initializers", "default", "factory", "--seed", "0", "--quiet",
+        "train",
+        "--depth",
+        "20",
+        "--width",
+        "32",
+        "--epochs",
+        "4",
+        "--initializers",
+        "default",
+        "factory",
+        "--seed",
+        "0",
+        "--quiet",
         cwd=tmp_path,
     )
     assert result.returncode == 0, explain(result)

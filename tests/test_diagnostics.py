@@ -24,9 +24,7 @@ T = RNG.normal(size=(16, 2)).astype("float32")
 
 def two_layer_model(sequential_build: bool = False) -> keras.Model:
     if sequential_build:
-        model = keras.Sequential(
-            [keras.layers.Dense(5, activation="relu"), keras.layers.Dense(2)]
-        )
+        model = keras.Sequential([keras.layers.Dense(5, activation="relu"), keras.layers.Dense(2)])
         model.build((None, 3))
     else:
         inputs = keras.Input((3,))
@@ -128,9 +126,7 @@ def test_two_input_functional_model_and_layer_selection():
     # Only the layers asked for, in the order given.
     picked = diagnose(model, data, layers=["head", "left"])
     assert [row.name for row in picked.layers] == ["head", "left"]
-    np.testing.assert_allclose(
-        picked.layers[0].grad_norm, result.layers[2].grad_norm, rtol=RTOL
-    )
+    np.testing.assert_allclose(picked.layers[0].grad_norm, result.layers[2].grad_norm, rtol=RTOL)
 
 
 def test_frozen_kernel_has_no_gradient_and_no_gradient_flag():
@@ -139,9 +135,7 @@ def test_frozen_kernel_has_no_gradient_and_no_gradient_flag():
     result = diagnose(model, X)
     assert math.isnan(result.layers[0].grad_norm)
     assert not any("gradient" in flag for flag in result.layers[0].flags)
-    np.testing.assert_allclose(
-        result.layers[1].grad_norm, by_hand()["grad_norm"][1], rtol=RTOL
-    )
+    np.testing.assert_allclose(result.layers[1].grad_norm, by_hand()["grad_norm"][1], rtol=RTOL)
 
 
 def deep_relu(depth: int, scale: float) -> keras.Model:

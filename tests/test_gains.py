@@ -245,7 +245,8 @@ def test_user_callables():
     assert gain(np.tanh) == pytest.approx(gain("tanh"), rel=1e-12)
     # A function returning a backend tensor works too.
     assert gain(lambda x: keras.ops.sin(x)) == pytest.approx(
-        1.0 / math.sqrt(0.5 * (1 - math.exp(-2.0))), rel=1e-5  # E[sin²z] = (1-e^-2)/2
+        1.0 / math.sqrt(0.5 * (1 - math.exp(-2.0))),
+        rel=1e-5,  # E[sin²z] = (1-e^-2)/2
     )
 
 

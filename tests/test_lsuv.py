@@ -126,8 +126,11 @@ def test_lsuv_factor_is_folded_into_the_written_initializer():
         np.testing.assert_allclose(k, analytic[row.layer] * row.lsuv_factor, rtol=1e-5)
         # ... and the written initializer's std is the analytic one times it too.
         init = layer.kernel_initializer
-        analytic_std = math.sqrt(2 / row.fan_in) if row.activation == "gelu" else math.sqrt(
-            2 / (row.fan_in + row.fan_out))
+        analytic_std = (
+            math.sqrt(2 / row.fan_in)
+            if row.activation == "gelu"
+            else math.sqrt(2 / (row.fan_in + row.fan_out))
+        )
         assert init.stddev(row.shape) == pytest.approx(analytic_std * row.lsuv_factor, rel=1e-6)
 
 
@@ -230,7 +233,8 @@ def test_iteration_cap_and_check():
     # no kernel scale reaches 1, so LSUV stops at max_iter and says so.
     model = keras.Sequential([keras.Input((8,)), L.Dense(64, name="d")])
     model.get_layer("d").bias.assign(
-        (5 * np.random.default_rng(0).normal(size=64)).astype("float32"))
+        (5 * np.random.default_rng(0).normal(size=64)).astype("float32")
+    )
     report = kwi.initialize(model, _batch((8,)), seed=0, bias="keep", max_iter=3)
     row = report["d"][0]
     assert row.lsuv_iterations == 3

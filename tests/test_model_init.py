@@ -39,54 +39,141 @@ def _model(input_shape, *layers, dtype="float32"):
 # keras_weightinit: what one output unit sees (fan_in) and what one input unit
 # feeds (fan_out).
 CASES = [
-    ("dense", lambda: _model((150,), L.Dense(200, activation="relu")), "kernel",
-     (150, 200), (150, 200), HE),
-    ("einsum_dense", lambda: _model((120,), L.EinsumDense("ab,bcd->acd", (8, 32))), "kernel",
-     (120, 8, 32), (120, 8 * 32), GLOROT),
-    ("conv1d", lambda: _model((20, 96), L.Conv1D(64, 5, activation="selu")), "kernel",
-     (5, 96, 64), (5 * 96, 5 * 64), LECUN),
-    ("conv2d_then_relu_layer", lambda: _model((8, 8, 96), L.Conv2D(32, 3), L.ReLU()), "kernel",
-     (3, 3, 96, 32), (9 * 96, 9 * 32), HE),
-    ("conv3d", lambda: _model((5, 5, 5, 64), L.Conv3D(16, 3, activation="relu")), "kernel",
-     (3, 3, 3, 64, 16), (27 * 64, 27 * 16), HE),
+    (
+        "dense",
+        lambda: _model((150,), L.Dense(200, activation="relu")),
+        "kernel",
+        (150, 200),
+        (150, 200),
+        HE,
+    ),
+    (
+        "einsum_dense",
+        lambda: _model((120,), L.EinsumDense("ab,bcd->acd", (8, 32))),
+        "kernel",
+        (120, 8, 32),
+        (120, 8 * 32),
+        GLOROT,
+    ),
+    (
+        "conv1d",
+        lambda: _model((20, 96), L.Conv1D(64, 5, activation="selu")),
+        "kernel",
+        (5, 96, 64),
+        (5 * 96, 5 * 64),
+        LECUN,
+    ),
+    (
+        "conv2d_then_relu_layer",
+        lambda: _model((8, 8, 96), L.Conv2D(32, 3), L.ReLU()),
+        "kernel",
+        (3, 3, 96, 32),
+        (9 * 96, 9 * 32),
+        HE,
+    ),
+    (
+        "conv3d",
+        lambda: _model((5, 5, 5, 64), L.Conv3D(16, 3, activation="relu")),
+        "kernel",
+        (3, 3, 3, 64, 16),
+        (27 * 64, 27 * 16),
+        HE,
+    ),
     # Transposed: kernel (*k, out, in); each output sees k*in inputs.
-    ("conv1d_transpose", lambda: _model((6, 384), L.Conv1DTranspose(16, 5, activation="relu")),
-     "kernel", (5, 16, 384), (5 * 384, 5 * 16), HE),
-    ("conv2d_transpose", lambda: _model((4, 4, 384), L.Conv2DTranspose(8, 3), L.ReLU()),
-     "kernel", (3, 3, 8, 384), (9 * 384, 9 * 8), HE),
-    ("conv3d_transpose",
-     lambda: _model((3, 3, 3, 256), L.Conv3DTranspose(4, 3, activation="relu")),
-     "kernel", (3, 3, 3, 4, 256), (27 * 256, 27 * 4), HE),
+    (
+        "conv1d_transpose",
+        lambda: _model((6, 384), L.Conv1DTranspose(16, 5, activation="relu")),
+        "kernel",
+        (5, 16, 384),
+        (5 * 384, 5 * 16),
+        HE,
+    ),
+    (
+        "conv2d_transpose",
+        lambda: _model((4, 4, 384), L.Conv2DTranspose(8, 3), L.ReLU()),
+        "kernel",
+        (3, 3, 8, 384),
+        (9 * 384, 9 * 8),
+        HE,
+    ),
+    (
+        "conv3d_transpose",
+        lambda: _model((3, 3, 3, 256), L.Conv3DTranspose(4, 3, activation="relu")),
+        "kernel",
+        (3, 3, 3, 4, 256),
+        (27 * 256, 27 * 4),
+        HE,
+    ),
     # Depthwise: kernel (*k, in, mult); each output sees the k taps of one channel.
-    ("depthwise_conv1d",
-     lambda: _model((8, 1536), L.DepthwiseConv1D(5, depth_multiplier=4, activation="relu")),
-     "kernel", (5, 1536, 4), (5, 5 * 4), HE),
-    ("depthwise_conv2d",
-     lambda: _model((5, 5, 1536), L.DepthwiseConv2D(3, depth_multiplier=2), L.ReLU()),
-     "kernel", (3, 3, 1536, 2), (9, 9 * 2), HE),
+    (
+        "depthwise_conv1d",
+        lambda: _model((8, 1536), L.DepthwiseConv1D(5, depth_multiplier=4, activation="relu")),
+        "kernel",
+        (5, 1536, 4),
+        (5, 5 * 4),
+        HE,
+    ),
+    (
+        "depthwise_conv2d",
+        lambda: _model((5, 5, 1536), L.DepthwiseConv2D(3, depth_multiplier=2), L.ReLU()),
+        "kernel",
+        (3, 3, 1536, 2),
+        (9, 9 * 2),
+        HE,
+    ),
     # Separable: the depthwise half feeds the pointwise half directly (linear).
-    ("separable_conv1d_depthwise",
-     lambda: _model((8, 3072), L.SeparableConv1D(32, 5, depth_multiplier=2, activation="relu")),
-     "depthwise_kernel", (5, 3072, 2), (5, 5 * 2), GLOROT),
-    ("separable_conv1d_pointwise",
-     lambda: _model((8, 3072), L.SeparableConv1D(32, 5, depth_multiplier=2, activation="relu")),
-     "pointwise_kernel", (1, 6144, 32), (6144, 32), HE),
-    ("separable_conv2d_depthwise",
-     lambda: _model((5, 5, 3072), L.SeparableConv2D(16, 3, activation="relu")),
-     "depthwise_kernel", (3, 3, 3072, 1), (9, 9), GLOROT),
-    ("separable_conv2d_pointwise",
-     lambda: _model((5, 5, 3072), L.SeparableConv2D(16, 3, activation="relu")),
-     "pointwise_kernel", (1, 1, 3072, 16), (3072, 16), HE),
+    (
+        "separable_conv1d_depthwise",
+        lambda: _model((8, 3072), L.SeparableConv1D(32, 5, depth_multiplier=2, activation="relu")),
+        "depthwise_kernel",
+        (5, 3072, 2),
+        (5, 5 * 2),
+        GLOROT,
+    ),
+    (
+        "separable_conv1d_pointwise",
+        lambda: _model((8, 3072), L.SeparableConv1D(32, 5, depth_multiplier=2, activation="relu")),
+        "pointwise_kernel",
+        (1, 6144, 32),
+        (6144, 32),
+        HE,
+    ),
+    (
+        "separable_conv2d_depthwise",
+        lambda: _model((5, 5, 3072), L.SeparableConv2D(16, 3, activation="relu")),
+        "depthwise_kernel",
+        (3, 3, 3072, 1),
+        (9, 9),
+        GLOROT,
+    ),
+    (
+        "separable_conv2d_pointwise",
+        lambda: _model((5, 5, 3072), L.SeparableConv2D(16, 3, activation="relu")),
+        "pointwise_kernel",
+        (1, 1, 3072, 16),
+        (3072, 16),
+        HE,
+    ),
     # Recurrent input kernels: gates stacked on the last axis; fan_in mode.
-    ("lstm", lambda: _model((3, 128), L.LSTM(64)), "kernel",
-     (128, 4 * 64), (128, 64), FAN_IN_1),
-    ("gru", lambda: _model((3, 128), L.GRU(64)), "kernel",
-     (128, 3 * 64), (128, 64), FAN_IN_1),
-    ("simple_rnn_relu", lambda: _model((3, 240), L.SimpleRNN(128, activation="relu")), "kernel",
-     (240, 128), (240, 128), HE),
+    ("lstm", lambda: _model((3, 128), L.LSTM(64)), "kernel", (128, 4 * 64), (128, 64), FAN_IN_1),
+    ("gru", lambda: _model((3, 128), L.GRU(64)), "kernel", (128, 3 * 64), (128, 64), FAN_IN_1),
+    (
+        "simple_rnn_relu",
+        lambda: _model((3, 240), L.SimpleRNN(128, activation="relu")),
+        "kernel",
+        (240, 128),
+        (240, 128),
+        HE,
+    ),
     # A lookup: each output is one row, fan_in 1, so N(0, 1).
-    ("embedding", lambda: _model((4,), L.Embedding(2000, 16), dtype="int32"), "embeddings",
-     (2000, 16), (1, 16), FAN_IN_1),
+    (
+        "embedding",
+        lambda: _model((4,), L.Embedding(2000, 16), dtype="int32"),
+        "embeddings",
+        (2000, 16),
+        (1, 16),
+        FAN_IN_1,
+    ),
 ]
 
 
@@ -232,8 +319,7 @@ def test_nested_sequential_and_subclassed_model():
     out = inner(x)
     model = keras.Model(inp, out)
     by = {r.layer: r for r in kwi.initialize(model, seed=0)}
-    assert (by["before"].activation, by["before"].activation_source) == (
-        "relu", "layer inner_relu")
+    assert (by["before"].activation, by["before"].activation_source) == ("relu", "layer inner_relu")
 
     class Net(keras.Model):
         def __init__(self):
@@ -259,8 +345,12 @@ def test_nested_sequential_and_subclassed_model():
 def _mlp(seed_build=0):
     keras.utils.set_random_seed(seed_build)
     return keras.Sequential(
-        [keras.Input((24,)), L.Dense(24, activation="relu"), L.Dense(24, activation="relu"),
-         L.Dense(6)]
+        [
+            keras.Input((24,)),
+            L.Dense(24, activation="relu"),
+            L.Dense(24, activation="relu"),
+            L.Dense(6),
+        ]
     )
 
 
@@ -507,7 +597,9 @@ def test_wrappers_are_walked_into():
     report = kwi.initialize(model, seed=0)
     assert {(r.layer, r.weight) for r in report} == {
         ("inner", "kernel"),
-        ("forward_gru", "kernel"), ("forward_gru", "recurrent_kernel"),
-        ("backward_gru", "kernel"), ("backward_gru", "recurrent_kernel"),
+        ("forward_gru", "kernel"),
+        ("forward_gru", "recurrent_kernel"),
+        ("backward_gru", "kernel"),
+        ("backward_gru", "recurrent_kernel"),
     }
     assert report["inner"][0].initializer == "HeNormalCustom"
