@@ -55,5 +55,11 @@ def check_ok(result: subprocess.CompletedProcess) -> str:
 
 
 def to_numpy(x) -> np.ndarray:
-    """A backend tensor as a float64 NumPy array (bfloat16 included)."""
-    return np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(x, "float32")), dtype=np.float64)
+    """A backend tensor as a float64 NumPy array (bfloat16 included).
+
+    Half precisions go through float32, which holds them exactly (NumPy has
+    no bfloat16); float64 is converted directly, so no value is rounded.
+    """
+    if keras.backend.standardize_dtype(getattr(x, "dtype", "float32")) in ("float16", "bfloat16"):
+        x = keras.ops.cast(x, "float32")
+    return np.asarray(keras.ops.convert_to_numpy(x), dtype=np.float64)
