@@ -178,6 +178,21 @@ def _draw_torch(distribution, shape, dtype, std, seed):
 # -- JAX ---------------------------------------------------------------------
 
 
+def jax_sample(distribution: str, key, shape, dtype, param, **kwargs):
+    """One `jax.random` draw of `distribution` with sampler parameter `param`.
+
+    `kwargs` go to the `jax.random` function (`out_sharding`, for a draw
+    laid out on a mesh).
+    """
+    import jax
+
+    if distribution == "normal":
+        return jax.random.normal(key, shape, dtype, **kwargs) * param
+    if distribution == "uniform":
+        return jax.random.uniform(key, shape, dtype, -param, param, **kwargs)
+    return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype, **kwargs) * param
+
+
 @functools.lru_cache(maxsize=64)  # one compiled fill per large shape
 def _jax_filler(distribution: str, shape: tuple[int, ...], dtype: str):
     import jax
@@ -188,11 +203,7 @@ def _jax_filler(distribution: str, shape: tuple[int, ...], dtype: str):
     jdtype = jnp.dtype(dtype)
 
     def chunk(key, size, param):
-        if distribution == "normal":
-            return jax.random.normal(key, (size,), jdtype) * param
-        if distribution == "uniform":
-            return jax.random.uniform(key, (size,), jdtype, -param, param)
-        return jax.random.truncated_normal(key, -2.0, 2.0, (size,), jdtype) * param
+        return jax_sample(distribution, key, (size,), jdtype, param)
 
     def fill(key, param):
         param = param.astype(jdtype)

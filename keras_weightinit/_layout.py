@@ -24,11 +24,12 @@ only ever holds its own shard.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
 import numpy as np
+
+from keras_weightinit._draw import jax_sample, sampler_parameter
 
 
 def draw_with_layout(
@@ -65,8 +66,6 @@ def draw_with_layout(
         )
     import jax
 
-    from keras_weightinit._draw import TRUNCATED_NORMAL_STD
-
     if isinstance(layout, keras.distribution.TensorLayout):
         layout = layout.backend_layout
     if not isinstance(layout, jax.sharding.Sharding):
@@ -86,18 +85,10 @@ def draw_with_layout(
         # sharded draw equals the unsharded one with the same seed.
         key = np.array([seed, 0], dtype="uint32")
 
+    param = sampler_parameter(distribution, std)
+
     def sample(key, out_sharding=None):
-        if distribution == "normal":
-            return jax.random.normal(key, shape, dtype, out_sharding=out_sharding) * std
-        if distribution == "uniform":
-            limit = math.sqrt(3.0) * std
-            return jax.random.uniform(
-                key, shape, dtype, minval=-limit, maxval=limit, out_sharding=out_sharding
-            )
-        values = jax.random.truncated_normal(
-            key, -2.0, 2.0, shape, dtype, out_sharding=out_sharding
-        )
-        return values * (std / TRUNCATED_NORMAL_STD)
+        return jax_sample(distribution, key, shape, dtype, param, out_sharding=out_sharding)
 
     axis_types = getattr(getattr(layout, "mesh", None), "axis_types", ())
     if axis_types and all(t == jax.sharding.AxisType.Explicit for t in axis_types):
