@@ -17,9 +17,11 @@ into the trace, so fresh values per call would rest on JAX not reusing a
 cached trace.
 
 Our initializers take `layout`, so they always go the first way: the seed is
-drawn in Python on every call, the values are those an unsharded call with
-the same seed gives, the fans are those of the global shape, and each device
-only ever holds its own shard.
+drawn in Python on every call, the fans are those of the global shape, and
+each device only ever holds its own shard. Up to 2^20 values the values are
+those an unsharded call with the same seed gives; above that the unsharded
+call fills chunk by chunk (`_draw`), another stream of the same
+distribution.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def draw_with_layout(
         seed.state.assign(key + np.array([0, 1], dtype=key.dtype))
     else:
         # The raw key Keras's JAX backend builds from an int seed, so a
-        # sharded draw equals the unsharded one with the same seed.
+        # sharded draw equals an unsharded one of up to 2^20 values.
         key = np.array([seed, 0], dtype="uint32")
 
     param = sampler_parameter(distribution, std)
