@@ -180,7 +180,13 @@ def run_spread(args) -> list[dict]:
     return rows
 
 
-def spread_summary(ratios: list[float]) -> dict:
+def spread_summary(spread_rows: list[dict], activation: str, scheme: str) -> dict | None:
+    """Median, range, log sd and share within the factor of one (activation, scheme)."""
+    ratios = [
+        r["ratio"] for r in spread_rows if r["activation"] == activation and r["scheme"] == scheme
+    ]
+    if not ratios:
+        return None
     logs = np.log(ratios)
     return {
         "median": float(np.median(ratios)),
@@ -270,20 +276,15 @@ def targets(mlp_rows, conv_rows, spread_rows, args) -> list[tuple[str, bool, str
             )
         )
     for activation in ANALYTIC_TARGETS:
-        ratios = [
-            r["ratio"]
-            for r in spread_rows
-            if r["activation"] == activation and r["scheme"] == "analytic"
-        ]
-        if not ratios:
+        q = spread_summary(spread_rows, activation, "analytic")
+        if q is None:
             continue
-        median = float(np.median(ratios))
         out.append(
             (
-                f"analytic {activation}: median over {len(ratios)} networks of the std at "
+                f"analytic {activation}: median over {q['n']} networks of the std at "
                 f"layer {args.depth} / layer 1 within x{FACTOR:g}",
-                within(median, 1 / FACTOR, FACTOR),
-                fmt(median),
+                within(q["median"], 1 / FACTOR, FACTOR),
+                fmt(q["median"]),
             )
         )
     for stack in dict.fromkeys(r["stack"] for r in conv_rows):
@@ -353,13 +354,7 @@ def report(mlp_rows, conv_rows, spread_rows, args) -> tuple[str, bool]:
         for activation in ANALYTIC_TARGETS:
             cells = []
             for scheme in ("analytic", "orthogonal"):
-                q = spread_summary(
-                    [
-                        r["ratio"]
-                        for r in spread_rows
-                        if r["activation"] == activation and r["scheme"] == scheme
-                    ]
-                )
+                q = spread_summary(spread_rows, activation, scheme)
                 cells += [
                     f"{fmt(q['median'])} [{fmt(q['min'])}, {fmt(q['max'])}]",
                     f"{q['sd_log']:.2f}",
