@@ -279,7 +279,7 @@ NOTES: dict[str, str] = {
         "so the neutral Glorot is kept; pass gain= for a variance-preserving "
         "scale."
     ),
-    "threshold": ("x above the threshold, a constant below: a shifted ReLU, so He."),
+    "threshold": "x above the threshold, a constant below: a shifted ReLU, so He.",
 }
 
 #: Forms refused on purpose, with the reason (shown in the error).

@@ -40,7 +40,8 @@ from typing import Any, Literal
 import keras
 import numpy as np
 
-from keras_weightinit._draw import TRUNCATED_NORMAL_STD, draw
+from keras_weightinit._draw import TRUNCATED_NORMAL_STD as TRUNCATED_NORMAL_STD
+from keras_weightinit._draw import draw
 from keras_weightinit._layout import draw_with_layout
 from keras_weightinit._validation import (
     check_axes,
@@ -53,17 +54,6 @@ from keras_weightinit._validation import (
 )
 from keras_weightinit.fans import compute_fans
 from keras_weightinit.registry import register
-
-__all__ = [
-    "TRUNCATED_NORMAL_STD",
-    "VarianceScalingCustom",
-    "GlorotNormalCustom",
-    "GlorotUniformCustom",
-    "LecunNormalCustom",
-    "LecunUniformCustom",
-    "HeNormalCustom",
-    "HeUniformCustom",
-]
 
 Mode = Literal["fan_in", "fan_out", "fan_avg"]
 Distribution = Literal["normal", "uniform", "truncated_normal"]
