@@ -29,10 +29,14 @@ def run_python(code: str, cwd: Path, timeout: float = 300) -> subprocess.Complet
 
     The child gets the parent's environment (so the same KERAS_BACKEND) and
     imports only what `code` imports: a fresh process is the only honest test
-    of "saved here, reloaded there".
+    of "saved here, reloaded there". The child imports the same
+    `keras_weightinit` as the parent (the one this suite is testing), not
+    whatever copy `cwd` or site-packages would give it.
     """
     env = dict(os.environ)
     env["KERAS_BACKEND"] = keras.backend.backend()
+    package_root = str(Path(kwi.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
