@@ -5,6 +5,12 @@ Usage: python tests/run_all_backends.py [--backends tensorflow,jax,torch] [pytes
 Keras picks its backend once per process (KERAS_BACKEND), so each backend gets
 a fresh `python -m pytest`. The last line sums the three runs up as
 "N passed, N failed"; the exit code is non-zero if any run failed.
+
+Tests marked `zoo` (whole keras.applications and keras-hub models) run on the
+first backend only (TensorFlow by default), to keep the suite under 30 minutes
+on two cores; the model-level code they exercise is backend-neutral and the
+rest of the suite runs it on every backend. `--zoo-everywhere` runs them on
+every backend, and an explicit `-m` expression is passed through unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(BACKENDS),
         help="comma-separated backends to run (default: %(default)s)",
     )
+    parser.add_argument(
+        "--zoo-everywhere",
+        action="store_true",
+        help="run the tests marked `zoo` on every backend, not only the first",
+    )
     args, pytest_args = parser.parse_known_args(argv)
     backends = [b for b in args.backends.split(",") if b]
     unknown = sorted(set(backends) - set(BACKENDS))
@@ -36,12 +47,15 @@ def main(argv: list[str] | None = None) -> int:
 
     totals = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
     codes = {}
-    for backend in backends:
+    selects = any(a == "-m" or a.startswith("-m") for a in pytest_args)
+    for i, backend in enumerate(backends):
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        print(f"\n=== KERAS_BACKEND={backend} ===", flush=True)
+        extra = [] if (i == 0 or args.zoo_everywhere or selects) else ["-m", "not zoo"]
+        shown = f" (pytest {' '.join(extra)})" if extra else ""
+        print(f"\n=== KERAS_BACKEND={backend}{shown} ===", flush=True)
         start = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", *pytest_args],
+            [sys.executable, "-m", "pytest", "-q", *extra, *pytest_args],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
