@@ -256,7 +256,7 @@ def _plan(model, distribution, gain, seed, orthogonal):
                     found = graph.Found(layer.activation, "", "own")
                 else:
                     own = getattr(layer, "activation", None)
-                    if own is not None and resolve_activation(own).name != "linear":
+                    if own is not None and not _is_linear(own):
                         found = graph.Found(own, "", "own")
                     else:
                         found = graph.following_activation(layer, w)
@@ -290,6 +290,13 @@ def _plan(model, distribution, gain, seed, orthogonal):
         last.lsuv_target = last.slot.role in (table.KERNEL, table.LINEAR)
         plans.append(unit)
     return plans, skipped
+
+
+def _is_linear(activation) -> bool:
+    try:
+        return resolve_activation(activation).name == "linear"
+    except ValueError:
+        return False  # a callable of the user's own: not the identity
 
 
 def _activation_name(activation, gain) -> str:
