@@ -448,7 +448,6 @@ def main(argv=None) -> int:
     return 0 if ok else 1
 
 
-
 # -- Residual networks -------------------------------------------------------
 # ``python benchmarks/signal_propagation.py residual``: the std of the
 # residual stream with N(0, 1) inputs, for Keras's default, the analytic
@@ -537,7 +536,7 @@ def residual_report(rows, seeds) -> tuple[str, bool]:
         f"{seeds[0]}: growth = std of the last Add / std of the input for the stacks, "
         "max std over the Add outputs and logits std for the applications.",
         "",
-        "| case | Keras default | analytic, residual=\"none\" | analytic, residual=\"auto\" |",
+        '| case | Keras default | analytic, residual="none" | analytic, residual="auto" |',
         "| --- | --- | --- | --- |",
     ]
     for case in dict.fromkeys(r["case"] for r in first):

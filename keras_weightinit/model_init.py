@@ -30,9 +30,46 @@ Decisions, layer by layer (fans: see `keras_weightinit.layer_fans`):
   four are initialized as linear maps (Glorot) with the fans of each
   projection's einsum equation. The layer's own `kernel_initializer` is
   written unseeded, so that a rebuilt layer gets four distinct projections.
+- ReversibleEmbedding with `tie_weights=True` (keras-hub's token
+  embeddings): the table is also the output projection, `logits = x @
+  tableᵀ`. The projection's scale wins, `var = 1/dim` (`fan_in` mode with
+  `fan_in = dim`): the logits then have std 1 on a normalized `x`, where
+  the lookup's `N(0, 1)` would give them std `sqrt(dim)` (16 at dim 256).
+  The lookup side loses nothing that matters: the blocks after it
+  normalize their input (pre-LN) or the embeddings are normalized first
+  (BERT). An untied one's `reverse_embeddings` is a linear map.
+- Grouped convolutions: fan_out is `∏k·out/groups` (see
+  `keras_weightinit._layer_table`), folded into the written scale.
 - Normalization layers and PReLU own weights but no kernel: kept.
 - Anything else that owns weights: left unchanged and listed in
-  `report.skipped`, as are layers whose activation is not a Keras one.
+  `report.skipped`, as are layers whose activation is not a Keras one
+  (with `gain=` given, any callable activation is accepted, as
+  `for_activation` accepts it). A container whose sublayers are
+  initialized is listed with `container=True`: only its own weights are kept.
+
+Residual branches (`residual=`, see `keras_weightinit._residual` for how
+they are found): each `x + f(x)` adds the branch's variance to the
+stream's, so variance-preserving branches make the stream grow with depth
+(measured with N(0, 1) inputs and `residual="none"`: ResNet50's stream
+reaches std 193, a 24-block residual MLP grows ×4,400, an 8-block pre-LN
+transformer ×4.1). The default, `"auto"`:
+
+- a branch that ends in a normalization gets its scale `gamma` zeroed, so
+  each block starts as its shortcut (Goyal et al. 2017, §5.1; timm's
+  `zero_init_last`, torchvision's `zero_init_residual`); the branch's
+  kernels keep their variance-preserving draw, so gradients reach them;
+- a branch that ends in a kernel gets that kernel's std times `1/sqrt(N)`,
+  N the number of such branches in the model (GPT-2's `1/sqrt(2L)` for L
+  blocks of two branches; Fixup, Zhang et al. 2019): the stream's
+  variance then stays within `(1 + 1/N)^N < e` without normalization, and
+  `1 + 1` after a pre-normalization;
+- a branch whose sum is normalized right after (post-norm: BERT) is kept.
+
+`"scale"` applies the `1/sqrt(N)` to the gamma too, `"zero"` zeroes the
+last kernel too (Fixup's zero last layer), `"none"` keeps every branch as
+the analytic rule draws it. LSUV composes: it never touches a gamma, skips
+zeroed kernels, and aims a scaled kernel's output at its own std
+(`LayerInit.target_std`), which `report.check` reads the band against.
 
 Seeds: with `seed=<int>` every kernel gets its own stream, derived from the
 seed and the kernel's position in the model, so the same seed re-initializes
@@ -542,6 +579,10 @@ def initialize(
             starting point) with the variance the analytic rule gives.
         tol: LSUV's tolerance on the output variance, in (0, 1).
         max_iter: LSUV's cap on rescaling steps per layer.
+        residual: What to do at the end of each residual branch: `"auto"`
+            (zero a last normalization's gamma, else scale the last kernel
+            by `1/sqrt(N)`), `"scale"`, `"zero"` or `"none"`; see the
+            module docstring. `report.residual` lists every branch.
 
     Returns:
         An `InitReport`.
@@ -553,6 +594,10 @@ def initialize(
 
     Reference:
         - Mishkin & Matas, 2016, "All you need is a good init".
+        - Goyal et al., 2017, "Accurate, Large Minibatch SGD" (zero gamma).
+        - Zhang et al., 2019, "Fixup Initialization".
+        - Radford et al., 2019, "Language Models are Unsupervised Multitask
+          Learners" (GPT-2's `1/sqrt(2L)`).
         - Saxe et al., 2014, "Exact solutions to the nonlinear dynamics of
           learning in deep linear neural networks".
     """
