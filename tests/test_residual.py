@@ -254,3 +254,18 @@ def test_guesses_and_containers_are_reported_as_such():
     (container,) = report.skipped
     assert container.container and "sublayers are initialized" in container.reason
     assert "0 layers left unchanged" in str(report)
+
+
+@pytest.mark.slow
+def test_the_residual_benchmark_runs_and_meets_its_targets(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "signal_propagation.py"
+    spec = importlib.util.spec_from_file_location("signal_propagation", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.residual_main(["--seeds", "0", "--apps"]) == 0
+    out = capsys.readouterr().out
+    assert "| mlp |" in out and "| transformer |" in out
+    assert out.count("PASS") == 2 and "FAIL" not in out
