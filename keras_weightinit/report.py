@@ -186,9 +186,6 @@ class InitReport:
         """Layer name -> output std after initialization, for the rows `check` reads."""
         return {r.layer: r.std_after for r in self.layers if r.std_after is not None and r.checked}
 
-    def _targets(self) -> dict[str, float]:
-        return {r.layer: r.target_std for r in self.layers if r.std_after is not None and r.checked}
-
     def check(self, low: float = 0.5, high: float = 2.0) -> None:
         """Raises if any layer's output std after initialization is outside [low, high].
 
@@ -215,20 +212,24 @@ class InitReport:
                 "Arguments `low` and `high` must satisfy 0 <= low < high < inf. "
                 f"Received: low={low}, high={high}"
             )
-        signals = self.signals()
+        # Rows, not `signals()`: keras-hub blocks repeat their sublayers' names.
+        signals = [r for r in self.layers if r.std_after is not None and r.checked]
         if not signals:
             raise ValueError(
                 "The report holds no measured signal: pass a batch of inputs as "
                 "`data` to `initialize` to measure each layer's output."
             )
-        targets = self._targets()
-        bad = {
-            name: std
-            for name, std in signals.items()
-            if not (math.isfinite(std) and low <= std / targets[name] <= high)
-        }
+        bad = [
+            r
+            for r in signals
+            if not (math.isfinite(r.std_after) and low <= r.std_after / r.target_std <= high)
+        ]
         if bad:
-            listed = ", ".join(f"{name} (std {_fmt(std)})" for name, std in bad.items())
+            listed = ", ".join(
+                f"{r.layer} (std {_fmt(r.std_after)}"
+                + (f", target {_fmt(r.target_std)})" if r.target_std != 1.0 else ")")
+                for r in bad
+            )
             raise SignalOutOfBandError(
                 f"{len(bad)} of {len(signals)} layers have an output std outside "
                 f"[{low}, {high}]: {listed}"

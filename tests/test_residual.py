@@ -269,3 +269,23 @@ def test_the_residual_benchmark_runs_and_meets_its_targets(capsys):
     out = capsys.readouterr().out
     assert "| mlp |" in out and "| transformer |" in out
     assert out.count("PASS") == 2 and "FAIL" not in out
+
+
+def test_check_reads_every_row_against_its_target():
+    from keras_weightinit.report import InitReport, LayerInit, SignalOutOfBandError
+
+    def row(std, target=1.0):
+        return LayerInit(
+            "self_attention", "MultiHeadAttention", "output", (4, 4), 4, 4, "linear",
+            "none", "GlorotNormalCustom", {}, 1.0, "fan_avg", 0.5,
+            std_after=std, target_std=target,
+        )  # fmt: skip
+
+    # Two blocks whose sublayers share a name: the second is out of band.
+    report = InitReport("lsuv", [row(1.0), row(3.0)], [], 0, True)
+    with pytest.raises(SignalOutOfBandError, match="1 of 2"):
+        report.check(0.9, 1.1)
+    # A branch end scaled to 0.25 on purpose is judged against 0.25.
+    InitReport("lsuv", [row(0.25, target=0.25)], [], 0, True).check(0.9, 1.1)
+    with pytest.raises(SignalOutOfBandError, match="target 0.25"):
+        InitReport("lsuv", [row(1.0, target=0.25)], [], 0, True).check(0.9, 1.1)
