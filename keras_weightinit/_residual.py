@@ -21,11 +21,14 @@ Where branches are found:
   holding an attention sublayer. Its branches end in the attention's output
   projection and in the last kernel of its feed-forward network.
 
-The end of a branch is the last layer before the `Add`, through dropout and
-identity layers: a normalization with a scale (`gamma`), or a layer with a
-kernel (for `MultiHeadAttention`, its `output` projection). A branch whose
-sum is normalized right after the add (post-norm: BERT's and Bart's
-`normalize_first=False`) cannot make the stream grow and is left alone.
+The end of a branch is the last layer before the `Add`, through dropout,
+drop-path, identity, pooling, padding and reshaping layers (zeroing or scaling
+commutes with them): a normalization with a scale (`gamma`), or a layer
+with a kernel (for `MultiHeadAttention`, its `output` projection). A branch
+that ends in a learned scale of its own (ConvNeXt's `LayerScale`, 1e-6 at
+the start) is already bounded, and one whose sum is normalized right after
+the add (post-norm: BERT's and Bart's `normalize_first=False`) cannot make
+the stream grow: both are left alone.
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ import keras
 
 from keras_weightinit import _graph as graph
 from keras_weightinit import _layer_table as table
+from keras_weightinit.activations import resolve_activation
 
 GAMMA = "gamma"  # the branch ends in a normalization with a scale
 KERNEL = "kernel"  # the branch ends in a layer with a kernel
 NONE = "none"  # nothing to act on (reason given)
+SCALED = "scaled"  # the branch ends in a learned scale of its own (LayerScale)
 
 # Layers between a branch's last weight and its `Add` that change nothing.
 _PASS_NAMES = (
@@ -54,6 +59,22 @@ _PASS_NAMES = (
     "AlphaDropout",
     "ActivityRegularization",
     "Identity",
+    # Zeroing or scaling before these commutes with them.
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "MaxPooling3D",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AveragePooling3D",
+    "ZeroPadding1D",
+    "ZeroPadding2D",
+    "ZeroPadding3D",
+    "Cropping1D",
+    "Cropping2D",
+    "Cropping3D",
+    "Reshape",
+    "Flatten",
+    "Permute",
 )
 _NORM_NAMES = ("BatchNormalization", "LayerNormalization", "GroupNormalization")
 _HUB_BLOCK = re.compile(
@@ -156,17 +177,31 @@ def _ancestors(outputs: list) -> dict[int, frozenset]:
     return memo
 
 
+def _passes(op: Any) -> bool:
+    """Whether zeroing or scaling before `op` is the same as after it."""
+    if isinstance(op, _types(_PASS_NAMES)):
+        return True
+    if isinstance(op, keras.layers.Activation):
+        try:
+            return resolve_activation(op).name == "linear"
+        except ValueError:
+            return False
+    # Drop-path layers (ConvNeXt's StochasticDepth) are the identity at inference.
+    return type(op).__name__ in ("StochasticDepth", "DropPath")
+
+
 def _end_of(tensor: Any) -> tuple[Any, str, str]:
     """(layer, weight, kind) at the end of a branch ending in `tensor`."""
-    passing = _types(_PASS_NAMES)
     op = _history(tensor).operation
-    while isinstance(op, passing):
+    while _passes(op):
         (tensor,) = _inputs_of(tensor)[:1] or (None,)
         if tensor is None:
             return op, "", NONE
         op = _history(tensor).operation
     if _has_gamma(op):
         return op, "gamma", GAMMA
+    if "Scale" in type(op).__name__ and table.own_variables(op):
+        return op, "", SCALED
     slots = _slots(op)
     if slots:
         return op, slots[-1].weight, KERNEL
@@ -210,6 +245,9 @@ def _functional(container: Any, out: list[Branch]) -> None:
             reason = f"{shortcut} shortcut; the branch ends in {type(layer).__name__}"
             if kind == KERNEL and _followed_by_norm(node.output_tensors[0], op):
                 kind, reason = NONE, "the sum is normalized right after the add (post-norm)"
+            elif kind == SCALED:
+                kind = NONE
+                reason += ", a learned scale of its own whose initial value bounds the stream"
             elif kind == NONE:
                 reason += ", which has neither a normalization scale nor a kernel"
             out.append(Branch(getattr(op, "name", type(op).__name__), layer, weight, kind, reason))

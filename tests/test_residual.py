@@ -289,3 +289,24 @@ def test_check_reads_every_row_against_its_target():
     InitReport("lsuv", [row(0.25, target=0.25)], [], 0, True).check(0.9, 1.1)
     with pytest.raises(SignalOutOfBandError, match="target 0.25"):
         InitReport("lsuv", [row(1.0, target=0.25)], [], 0, True).check(0.9, 1.1)
+
+
+def test_branches_are_found_in_nested_models_and_tensor_sums():
+    inp = keras.Input((16,))
+    x = _bn_block()(inp)  # an Add inside a nested model
+    for i in range(2):  # `x + f(x)` on tensors: keras.ops.add in the graph
+        h = keras.layers.Dense(16, activation="relu")(x)
+        x = x + keras.layers.Dense(16, name=f"end{i}")(h)
+    x = keras.layers.Dense(16, name="pooled_end")(x)
+    shortcut = keras.layers.Reshape((16, 1))(x)
+    h = keras.layers.Reshape((16, 1))(keras.layers.Dense(16, name="branch_end")(x))
+    x = keras.layers.Add()([shortcut, keras.layers.MaxPooling1D(1)(h)])  # through a pooling
+    report = kwi.initialize(keras.Model(inp, x), seed=0)
+    found = {(b.layer, b.weight, b.action) for b in report.residual}
+    factor = f"scaled by {1 / math.sqrt(3):.4g}"  # three branches end in a kernel
+    assert found == {
+        ("bn", "gamma", "zeroed"),
+        ("end0", "kernel", factor),
+        ("end1", "kernel", factor),
+        ("branch_end", "kernel", factor),
+    }
