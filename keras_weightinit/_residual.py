@@ -48,34 +48,6 @@ KERNEL = "kernel"  # the branch ends in a layer with a kernel
 NONE = "none"  # nothing to act on (reason given)
 SCALED = "scaled"  # the branch ends in a learned scale of its own (LayerScale)
 
-# Layers between a branch's last weight and its `Add` that change nothing.
-_PASS_NAMES = (
-    "Dropout",
-    "SpatialDropout1D",
-    "SpatialDropout2D",
-    "SpatialDropout3D",
-    "GaussianDropout",
-    "GaussianNoise",
-    "AlphaDropout",
-    "ActivityRegularization",
-    "Identity",
-    # Zeroing or scaling before these commutes with them.
-    "MaxPooling1D",
-    "MaxPooling2D",
-    "MaxPooling3D",
-    "AveragePooling1D",
-    "AveragePooling2D",
-    "AveragePooling3D",
-    "ZeroPadding1D",
-    "ZeroPadding2D",
-    "ZeroPadding3D",
-    "Cropping1D",
-    "Cropping2D",
-    "Cropping3D",
-    "Reshape",
-    "Flatten",
-    "Permute",
-)
 _NORM_NAMES = ("BatchNormalization", "LayerNormalization", "GroupNormalization")
 _HUB_BLOCK = re.compile(
     r"(Encoder|Decoder|DecoderBlock|EncoderBlock|TransformerLayer|DecoderLayer|EncoderLayer)$"
@@ -179,7 +151,7 @@ def _ancestors(outputs: list) -> dict[int, frozenset]:
 
 def _passes(op: Any) -> bool:
     """Whether zeroing or scaling before `op` is the same as after it."""
-    if isinstance(op, _types(_PASS_NAMES)):
+    if isinstance(op, _types(graph.COMMUTING_NAMES)):
         return True
     if isinstance(op, keras.layers.Activation):
         try:
