@@ -235,7 +235,12 @@ def _followed_by_norm(tensor: Any, op: Any) -> bool:
 
 
 def _attrs(layer: Any) -> list[tuple[str, Any]]:
-    return [(k, v) for k, v in vars(layer).items() if isinstance(v, keras.layers.Layer)]
+    """The sublayers a layer holds as attributes, in assignment order, with their names."""
+    items = dict(vars(layer))
+    # On the PyTorch backend a layer is a torch Module, which keeps its
+    # sublayers in `_modules` instead of the instance's dict.
+    items.update(vars(layer).get("_modules") or {})
+    return [(k, v) for k, v in items.items() if isinstance(v, keras.layers.Layer)]
 
 
 def _dense_types() -> tuple[type, ...]:
