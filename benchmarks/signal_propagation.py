@@ -448,5 +448,150 @@ def main(argv=None) -> int:
     return 0 if ok else 1
 
 
+# -- Residual networks -------------------------------------------------------
+# ``python benchmarks/signal_propagation.py residual``: the std of the
+# residual stream with N(0, 1) inputs, for Keras's default, the analytic
+# scheme without residual handling (``residual="none"``) and with it (the
+# default, ``residual="auto"``): two stacks whose growth is known in closed
+# form, and keras.applications models (weights=None, 32x32) in inference
+# mode, where a fresh BatchNormalization is the identity.
+
+RESIDUAL_SCHEMES = ("keras", "none", "auto")
+RESIDUAL_TARGETS = {"mlp": 3.0, "transformer": 2.0}  # growth bounds (SPEC.md section 6)
+RESIDUAL_APPS = ("ResNet50", "ResNet50V2", "MobileNetV2")
+
+
+def residual_mlp(depth: int = 24, width: int = 128) -> keras.Model:
+    """``x = x + Dense(Dense_relu(x))`` ``depth`` times, no normalization."""
+    inp = keras.Input((width,))
+    x = inp
+    for _ in range(depth):
+        h = keras.layers.Dense(width, activation="relu")(x)
+        x = keras.layers.Add()([x, keras.layers.Dense(width)(h)])
+    return keras.Model(inp, x)
+
+
+def pre_ln_transformer(depth: int = 8, dim: int = 64, seq: int = 16) -> keras.Model:
+    """``depth`` pre-LN blocks: ``x + MHA(LN(x))``, then ``x + FFN_gelu(LN(x))``."""
+    inp = keras.Input((seq, dim))
+    x = inp
+    for _ in range(depth):
+        h = keras.layers.LayerNormalization()(x)
+        x = keras.layers.Add()([x, keras.layers.MultiHeadAttention(4, dim // 4)(h, h)])
+        h = keras.layers.LayerNormalization()(x)
+        h = keras.layers.Dense(4 * dim, activation="gelu")(h)
+        x = keras.layers.Add()([x, keras.layers.Dense(dim)(h)])
+    return keras.Model(inp, x)
+
+
+def add_stds(model, x) -> tuple[list[float], float]:
+    """The std of every ``Add`` output and of the model's output, inference mode."""
+    adds = [layer.output for layer in model.layers if isinstance(layer, keras.layers.Add)]
+    probe = keras.Model(model.inputs, adds + [model.output])
+    outs = probe([x], training=False)
+    return [_std(o) for o in outs[:-1]], _std(outs[-1])
+
+
+def _residual_model(case: str, seed: int, scheme: str):
+    keras.utils.set_random_seed(seed)
+    if case == "mlp":
+        model, shape = residual_mlp(), (512, 128)
+    elif case == "transformer":
+        model, shape = pre_ln_transformer(), (64, 16, 64)
+    else:
+        model = getattr(keras.applications, case)(
+            weights=None, input_shape=(32, 32, 3), classes=10, classifier_activation=None
+        )
+        shape = (16, 32, 32, 3)
+    if scheme != "keras":
+        kwi.initialize(model, seed=seed, residual=scheme)
+    x = np.random.default_rng(seed).standard_normal(shape).astype("float32")
+    return model, x
+
+
+def run_residual(seeds, apps) -> list[dict]:
+    rows = []
+    for case in ("mlp", "transformer", *apps):
+        for seed in seeds:
+            for scheme in RESIDUAL_SCHEMES:
+                model, x = _residual_model(case, seed, scheme)
+                stds, out = add_stds(model, x)
+                rows.append(
+                    {
+                        "case": case,
+                        "seed": seed,
+                        "scheme": scheme,
+                        "max_add_std": max(stds),
+                        "growth": stds[-1] / _std(x),
+                        "output_std": out,
+                    }
+                )
+    return rows
+
+
+def residual_report(rows, seeds) -> tuple[str, bool]:
+    first = [r for r in rows if r["seed"] == seeds[0]]
+    lines = [
+        "Residual stream with N(0, 1) inputs (inference mode), seed "
+        f"{seeds[0]}: growth = std of the last Add / std of the input for the stacks, "
+        "max std over the Add outputs and logits std for the applications.",
+        "",
+        '| case | Keras default | analytic, residual="none" | analytic, residual="auto" |',
+        "| --- | --- | --- | --- |",
+    ]
+    for case in dict.fromkeys(r["case"] for r in first):
+        by = {r["scheme"]: r for r in first if r["case"] == case}
+        if case in RESIDUAL_TARGETS:
+            cells = [f"x{fmt(by[s]['growth'])}" for s in RESIDUAL_SCHEMES]
+        else:
+            cells = [
+                f"{fmt(by[s]['max_add_std'])} (logits {fmt(by[s]['output_std'])})"
+                for s in RESIDUAL_SCHEMES
+            ]
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    lines += ["", "Targets (on every seed):"]
+    ok = True
+    for case, bound in RESIDUAL_TARGETS.items():
+        worst = max(r["growth"] for r in rows if r["case"] == case and r["scheme"] == "auto")
+        good = worst <= bound
+        ok &= good
+        lines.append(f"- {'PASS' if good else 'FAIL'} {case}: growth <= x{bound} [x{fmt(worst)}]")
+    for r in rows:
+        if r["case"] in RESIDUAL_TARGETS or r["scheme"] != "auto":
+            continue
+        good = r["max_add_std"] <= 10 and 0.05 <= r["output_std"] <= 10
+        ok &= good
+        lines.append(
+            f"- {'PASS' if good else 'FAIL'} {r['case']} seed {r['seed']}: every Add std <= 10 "
+            f"[{fmt(r['max_add_std'])}], logits std in [0.05, 10] [{fmt(r['output_std'])}]"
+        )
+    return "\n".join(lines), ok
+
+
+def residual_main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="signal_propagation.py residual",
+        description="The residual stream after Keras's default, initialize(residual='none') "
+        "and initialize() (residual='auto'). Exits 1 if a target is missed.",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED")
+    parser.add_argument(
+        "--apps",
+        nargs="*",
+        default=list(RESIDUAL_APPS),
+        choices=RESIDUAL_APPS,
+        help="keras.applications models to run (default: all; none: only the stacks)",
+    )
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    text, ok = residual_report(run_residual(args.seeds, args.apps), args.seeds)
+    print(text)
+    print(
+        f"\nkeras {keras.__version__}, backend {keras.backend.backend()}, "
+        f"{os.cpu_count()} CPUs; {time.perf_counter() - t0:.0f} s"
+    )
+    return 0 if ok else 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(residual_main(sys.argv[2:]) if sys.argv[1:2] == ["residual"] else main())

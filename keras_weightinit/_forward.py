@@ -131,6 +131,8 @@ class Unit:
     Attributes:
         layer: The layer whose `call` is watched.
         target: The kernel variable LSUV rescales (None: measure only).
+        target_std: The output std LSUV aims at (1.0; smaller for a residual
+            branch whose last kernel was scaled down on purpose).
         std: Output std measured in the last pass (None if not called).
         factor: Product of the LSUV rescaling factors.
         iterations: LSUV steps taken.
@@ -138,9 +140,10 @@ class Unit:
         note: Why LSUV stopped early, if it did.
     """
 
-    def __init__(self, layer, target=None):
+    def __init__(self, layer, target=None, target_std: float = 1.0):
         self.layer = layer
         self.target = target
+        self.target_std = float(target_std)
         self.std: float | None = None
         self.factor = 1.0
         self.iterations = 0
@@ -189,9 +192,10 @@ def _rescale(variable, factor: float) -> None:
 def run(model, data, units: list[Unit], *, lsuv: bool, tol: float, max_iter: int) -> None:
     """One forward pass: measures every unit, and with `lsuv` rescales it first.
 
-    LSUV (Mishkin & Matas, 2016): while `|var - 1| > tol` and fewer than
-    `max_iter` steps were taken, divide the target kernel by the std of the
-    layer's output before its activation, and measure again.
+    LSUV (Mishkin & Matas, 2016): while `|var / target_std² - 1| > tol` and
+    fewer than `max_iter` steps were taken, multiply the target kernel by
+    `target_std / std` (std: of the layer's output before its activation),
+    and measure again.
     """
     for unit in units:
         unit._seen = False
@@ -210,14 +214,15 @@ def run(model, data, units: list[Unit], *, lsuv: bool, tol: float, max_iter: int
                     if not math.isfinite(std) or std == 0.0:
                         unit.note = f"LSUV stopped: the output std is {std}"
                         break
-                    if abs(std * std - 1.0) <= tol:
+                    ratio = std / unit.target_std
+                    if abs(ratio * ratio - 1.0) <= tol:
                         unit.converged = True
                         break
                     if unit.iterations >= max_iter:
                         unit.note = f"LSUV stopped after {max_iter} steps at output std {std:.4g}"
                         break
-                    _rescale(unit.target, 1.0 / std)
-                    unit.factor /= std
+                    _rescale(unit.target, 1.0 / ratio)
+                    unit.factor /= ratio
                     unit.iterations += 1
                     std = output_std(_preactivation(unit.layer, call, args, kwargs))
             unit.std = std

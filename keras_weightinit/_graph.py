@@ -23,10 +23,9 @@ import keras
 from keras_weightinit import _layer_table as table
 from keras_weightinit.activations import is_activation_layer, resolve_activation
 
-# Layers through which the search for the next activation continues: none of
-# them decides the variance the activation sees (normalization resets it
-# whatever the kernel), and a merge passes the branch on to what follows it.
-_TRANSPARENT_NAMES = (
+# Layers that pass, drop, move or pool values without weighting them:
+# zeroing or scaling their input zeroes or scales their output.
+COMMUTING_NAMES = (
     "Dropout",
     "SpatialDropout1D",
     "SpatialDropout2D",
@@ -36,34 +35,40 @@ _TRANSPARENT_NAMES = (
     "AlphaDropout",
     "ActivityRegularization",
     "Identity",
-    "Masking",
     "Flatten",
     "Reshape",
     "Permute",
-    "RepeatVector",
-    "BatchNormalization",
-    "LayerNormalization",
-    "GroupNormalization",
-    "RMSNormalization",
-    "UnitNormalization",
     "MaxPooling1D",
     "MaxPooling2D",
     "MaxPooling3D",
     "AveragePooling1D",
     "AveragePooling2D",
     "AveragePooling3D",
-    "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D",
-    "GlobalMaxPooling3D",
-    "GlobalAveragePooling1D",
-    "GlobalAveragePooling2D",
-    "GlobalAveragePooling3D",
     "ZeroPadding1D",
     "ZeroPadding2D",
     "ZeroPadding3D",
     "Cropping1D",
     "Cropping2D",
     "Cropping3D",
+)
+
+# Layers through which the search for the next activation continues: none of
+# them decides the variance the activation sees (normalization resets it
+# whatever the kernel), and a merge passes the branch on to what follows it.
+_TRANSPARENT_NAMES = COMMUTING_NAMES + (
+    "Masking",
+    "RepeatVector",
+    "BatchNormalization",
+    "LayerNormalization",
+    "GroupNormalization",
+    "RMSNormalization",
+    "UnitNormalization",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D",
     "UpSampling1D",
     "UpSampling2D",
     "UpSampling3D",

@@ -2,18 +2,20 @@
 
 Keras reads the fans of every kernel from its shape, taking the last axis as
 the outputs and the one before it as the inputs. That is right for `Dense`
-and `ConvND`, and wrong for three layer families:
+and ungrouped `ConvND`, and wrong for these layer forms:
 
 | layer                 | kernel shape          | input_axes           | output_axes          |
 | --------------------- | --------------------- | -------------------- | -------------------- |
 | Dense                 | `(in, out)`           | `[0]`                | `[1]`                |
 | ConvND                | `(*k, in, out)`       | spatial + `[-2]`     | spatial + `[-1]`     |
+| ConvND, `groups=g`    | `(*k, in/g, out)`     | as ConvND; fan_out = `∏k·out/g` ||
 | ConvNDTranspose       | `(*k, out, in)`       | spatial + `[-1]`     | spatial + `[-2]`     |
 | DepthwiseConvND       | `(*k, in, mult)`      | spatial              | spatial + `[-1]`     |
 | SeparableConvND       | depthwise as above, pointwise `(1.., in·mult, out)` as ConvND |||
 | EinsumDense, MHA      | from the equation     | in input only        | in output only       |
 | LSTM / GRU / SimpleRNN| `(in, gates·units)`   | `[0]`                | `[1]` (see below)    |
 | Embedding             | `(vocab, dim)`        | `[]` (fan_in = 1)    | `[1]`                |
+| ReversibleEmbedding, tied | `(vocab, dim)`    | `[1]`                | `[0]`                |
 
 "spatial" is every axis before the last two; a spatial axis is on both lists
 because each output of a convolution sees every tap of the window. The
@@ -23,6 +25,20 @@ a kernel axis that appears in the input only is an input axis, one in the
 output only an output axis, and one in both (a batch-like axis, as in
 `"abc,bcd->abd"`) is on neither list. Keras instead puts such an axis on
 the output list.
+
+A grouped convolution (`groups=g`) splits its channels into `g` groups, and
+each input channel feeds only the `out/g` outputs of its group: its fan-out
+is `∏k·out/g`, which no choice of axes expresses, so `Fans.fan_out` holds it
+and the model-level initializer folds the difference into the scale. With
+`groups` equal to the channels, `Conv2D(C, k, groups=C)` is
+`DepthwiseConv2D(k)` and gets the same fans (`∏k` in, `∏k` out).
+
+A `ReversibleEmbedding` with `tie_weights=True` (Keras's, and keras-hub's
+subclass) uses its table twice: as a lookup, and transposed as the output
+projection `logits = x @ tableᵀ`. Its fans are the projection's (`fan_in` =
+`dim`, read along axis 1), because the projection is the use whose scale
+matters (see `keras_weightinit.model_init`). An untied one has a separate
+`reverse_embeddings` kernel `(dim, vocab)`, read as a linear map.
 
 Recurrent layers stack one `(in, units)` matrix per gate along the last
 axis (4 for LSTM, 3 for GRU, 1 for SimpleRNN). The fan-in of each gate is
@@ -47,6 +63,7 @@ LINEAR = "linear"  # a linear map whose output is never activated (Q/K/V, depthw
 RECURRENT = "recurrent"  # the hidden-to-hidden kernel of a recurrent cell
 RNN_INPUT = "rnn_input"  # the input kernel of a recurrent cell (fan_in mode)
 EMBEDDING = "embedding"  # a lookup table (fan_in = 1, fan_in mode)
+TIED = "tied"  # a lookup table that is also the output projection (fan_in = dim)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +92,9 @@ class Slot:
             the query `EinsumDense`); `owner` for most layers.
         weight: The weight's name as the report shows it.
         variable: The kernel variable.
-        init_attr: The attribute of `holder` that holds its initializer.
+        init_attr: The attribute of `holder` that holds its initializer
+            (None: the layer has no initializer of this kernel's own, as the
+            `reverse_embeddings` of an untied `ReversibleEmbedding`).
         fans: The kernel's `Fans`.
         role: One of the roles above.
         bias: The bias variable that goes with this kernel, if any.
@@ -86,7 +105,7 @@ class Slot:
     holder: Any
     weight: str
     variable: Any
-    init_attr: str
+    init_attr: str | None
     fans: Fans
     role: str
     bias: Any = None
@@ -110,10 +129,14 @@ def _shape(variable) -> tuple[int, ...]:
     return tuple(int(d) for d in variable.shape)
 
 
-def conv_fans(shape) -> Fans:
+def conv_fans(shape, groups: int = 1) -> Fans:
     r = len(shape)
     spatial = list(range(r - 2))
-    return _fans(shape, spatial + [r - 2], spatial + [r - 1])
+    fans = _fans(shape, spatial + [r - 2], spatial + [r - 1])
+    if groups > 1:
+        # Each input channel feeds the out/groups outputs of its group only.
+        fans = dataclasses.replace(fans, fan_out=fans.fan_out // groups)
+    return fans
 
 
 def conv_transpose_fans(shape) -> Fans:
@@ -232,7 +255,7 @@ def kernel_slots(layer) -> list[Slot] | None:
         elif isinstance(layer, BaseConvTranspose):
             fans = conv_transpose_fans(shape)
         else:
-            fans = conv_fans(shape)
+            fans = conv_fans(shape, int(getattr(layer, "groups", 1) or 1))
         return [slot(layer, "kernel", "kernel", fans, KERNEL)]
     if isinstance(layer, BaseSeparableConv):
         return [
@@ -267,6 +290,27 @@ def kernel_slots(layer) -> list[Slot] | None:
         var = _variable(layer, "embeddings")
         if len(_shape(var)) != 2:
             raise NotUnderstood("an Embedding table of rank other than 2")
+        if is_reversible(layer) and layer.tie_weights:
+            fans = _fans(_shape(var), [1], [0])
+            return [slot(layer, "embeddings", "embeddings", fans, TIED, bias=False)]
+        if is_reversible(layer):
+            reverse = _variable(layer, "reverse_embeddings")
+            table_fans = _fans(_shape(var), [], [1])
+            out = [
+                slot(layer, "embeddings", "embeddings", table_fans, EMBEDDING, bias=False),
+                slot(
+                    layer,
+                    "reverse_embeddings",
+                    "reverse_embeddings",
+                    _fans(_shape(reverse), [0], [1]),
+                    LINEAR,
+                    bias=False,
+                ),
+            ]
+            # One initializer serves both tables: the projection's scheme
+            # cannot be written into the layer's config.
+            out[1].init_attr = None
+            return out
         return [
             slot(
                 layer,
@@ -304,6 +348,12 @@ def kernel_slots(layer) -> list[Slot] | None:
             return None
         raise NotUnderstood("unknown layer type")
     return None
+
+
+def is_reversible(layer) -> bool:
+    """A `ReversibleEmbedding` (Keras's, or keras-hub's subclass of it)."""
+    cls = getattr(keras.layers, "ReversibleEmbedding", None)
+    return cls is not None and isinstance(layer, cls)
 
 
 def no_kernel_types() -> tuple[type, ...]:

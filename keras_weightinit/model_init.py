@@ -30,9 +30,46 @@ Decisions, layer by layer (fans: see `keras_weightinit.layer_fans`):
   four are initialized as linear maps (Glorot) with the fans of each
   projection's einsum equation. The layer's own `kernel_initializer` is
   written unseeded, so that a rebuilt layer gets four distinct projections.
+- ReversibleEmbedding with `tie_weights=True` (keras-hub's token
+  embeddings): the table is also the output projection, `logits = x @
+  tableᵀ`. The projection's scale wins, `var = 1/dim` (`fan_in` mode with
+  `fan_in = dim`): the logits then have std 1 on a normalized `x`, where
+  the lookup's `N(0, 1)` would give them std `sqrt(dim)` (16 at dim 256).
+  The lookup side loses nothing that matters: the blocks after it
+  normalize their input (pre-LN) or the embeddings are normalized first
+  (BERT). An untied one's `reverse_embeddings` is a linear map.
+- Grouped convolutions: fan_out is `∏k·out/groups` (see
+  `keras_weightinit._layer_table`), folded into the written scale.
 - Normalization layers and PReLU own weights but no kernel: kept.
 - Anything else that owns weights: left unchanged and listed in
-  `report.skipped`, as are layers whose activation is not a Keras one.
+  `report.skipped`, as are layers whose activation is not a Keras one
+  (with `gain=` given, any callable activation is accepted, as
+  `for_activation` accepts it). A container whose sublayers are
+  initialized is listed with `container=True`: only its own weights are kept.
+
+Residual branches (`residual=`, see `keras_weightinit._residual` for how
+they are found): each `x + f(x)` adds the branch's variance to the
+stream's, so variance-preserving branches make the stream grow with depth
+(measured with N(0, 1) inputs and `residual="none"`: ResNet50's stream
+reaches std 193, a 24-block residual MLP grows ×4,400, an 8-block pre-LN
+transformer ×4.1). The default, `"auto"`:
+
+- a branch that ends in a normalization gets its scale `gamma` zeroed, so
+  each block starts as its shortcut (Goyal et al. 2017, §5.1; timm's
+  `zero_init_last`, torchvision's `zero_init_residual`); the branch's
+  kernels keep their variance-preserving draw, so gradients reach them;
+- a branch that ends in a kernel gets that kernel's std times `1/sqrt(N)`,
+  N the number of such branches in the model (GPT-2's `1/sqrt(2L)` for L
+  blocks of two branches; Fixup, Zhang et al. 2019): the stream's
+  variance then stays within `(1 + 1/N)^N < e` without normalization, and
+  `1 + 1` after a pre-normalization;
+- a branch whose sum is normalized right after (post-norm: BERT) is kept.
+
+`"scale"` applies the `1/sqrt(N)` to the gamma too, `"zero"` zeroes the
+last kernel too (Fixup's zero last layer), `"none"` keeps every branch as
+the analytic rule draws it. LSUV composes: it never touches a gamma, skips
+zeroed kernels, and aims a scaled kernel's output at its own std
+(`LayerInit.target_std`), which `report.check` reads the band against.
 
 Seeds: with `seed=<int>` every kernel gets its own stream, derived from the
 seed and the kernel's position in the model, so the same seed re-initializes
@@ -54,20 +91,34 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_weightinit import _forward
+from keras_weightinit import _forward, _residual
 from keras_weightinit import _graph as graph
 from keras_weightinit import _layer_table as table
 from keras_weightinit._layer_table import Fans, layer_fans
 from keras_weightinit._validation import check_choice, check_positive_finite
 from keras_weightinit.activations import resolve_activation
 from keras_weightinit.factory import for_activation
+from keras_weightinit.fans import compute_fans
 from keras_weightinit.initializers import VarianceScalingCustom
-from keras_weightinit.report import NO_KERNEL, InitReport, LayerInit, SkippedLayer
+from keras_weightinit.report import (
+    NO_KERNEL,
+    InitReport,
+    LayerInit,
+    NotStored,
+    ResidualBranch,
+    SkippedLayer,
+)
 
 __all__ = ["Fans", "initialize", "layer_fans"]
 
 METHODS = ("auto", "analytic", "lsuv")
 BIAS = ("zeros", "keep")
+RESIDUAL = ("auto", "scale", "zero", "none")
+# Rows `report.check` does not read: recurrent outputs are taken after their
+# bounded activations; a lookup's output is its rows, drawn at the intended
+# std, whose sample std on a batch is off by chance when few rows are used
+# (BERT's two segment rows), which no rescaling of an input can correct.
+_UNCHECKED = (table.RNN_INPUT, table.RECURRENT, table.EMBEDDING, table.TIED)
 
 
 @dataclasses.dataclass
@@ -81,6 +132,10 @@ class _Plan:
     mode: str
     scale: float
     lsuv_target: bool = False
+    stream: int = 0  # the seed the values are drawn with
+    guessed: bool = False
+    residual: str = ""  # what the residual handling did to this kernel, and why
+    target_std: float = 1.0  # the output std LSUV aims at
 
 
 def _derive_seed(base: int, index: int) -> int:
@@ -101,7 +156,7 @@ def _make_initializer(base, slot: table.Slot, seed: int, orthogonal: bool):
     fans = slot.fans
     if slot.role == table.RECURRENT:
         return keras.initializers.Orthogonal(gain=1.0, seed=seed)
-    if slot.role in (table.RNN_INPUT, table.EMBEDDING):
+    if slot.role in (table.RNN_INPUT, table.EMBEDDING, table.TIED):
         init = VarianceScalingCustom(
             scale=base.scale,
             mode="fan_in",
@@ -118,6 +173,7 @@ def _make_initializer(base, slot: table.Slot, seed: int, orthogonal: bool):
             "output_axes": fans.output_axes,
         }
         init = type(base).from_config(config)
+        init = _fold_fans(init, slot, seed)
     if (
         orthogonal
         and slot.role in (table.KERNEL, table.LINEAR)
@@ -131,7 +187,34 @@ def _make_initializer(base, slot: table.Slot, seed: int, orthogonal: bool):
     return init
 
 
+def _fold_fans(init, slot: table.Slot, seed: int):
+    """`init` with the slot's true fans, where its axes cannot give them.
+
+    A grouped convolution's fan-out is `∏k·out/groups`, which no choice of
+    axes expresses: the ratio of the two variances is folded into `scale`.
+    """
+    fans = slot.fans
+    axes = compute_fans(slot.shape, fans.input_axes, fans.output_axes)
+    if axes == (fans.fan_in, fans.fan_out) or init.mode == "fan_in":
+        return init
+    mode_fan = {
+        "fan_out": lambda i, o: o,
+        "fan_avg": lambda i, o: (i + o) / 2.0,
+    }[init.mode]
+    ratio = mode_fan(*axes) / mode_fan(fans.fan_in, fans.fan_out)
+    return VarianceScalingCustom(
+        scale=init.scale * ratio,
+        mode=init.mode,
+        distribution=init.distribution,
+        seed=seed,
+        input_axes=fans.input_axes,
+        output_axes=fans.output_axes,
+    )
+
+
 def _weight_std(init, shape) -> float:
+    if isinstance(init, keras.initializers.Zeros):
+        return 0.0
     if isinstance(init, keras.initializers.Orthogonal):
         return init.gain / math.sqrt(max(math.prod(shape[:-1]), shape[-1]))
     return init.stddev(shape)
@@ -141,6 +224,8 @@ def _describe(init) -> tuple[str, float]:
     """(mode, scale) of an initializer for the report."""
     if isinstance(init, keras.initializers.Orthogonal):
         return "orthogonal", float(init.gain) ** 2
+    if isinstance(init, keras.initializers.Zeros):
+        return "zeros", 0.0
     return init.mode, float(init.scale)
 
 
@@ -177,6 +262,19 @@ def _plan(model, distribution, gain, seed, orthogonal):
     index = 0
     for layer in w.layers:
         kind = type(layer).__name__
+        if not graph.is_unit(layer):
+            # A container walked into: its sublayers have their own rows.
+            names = ", ".join(v.name for v in table.own_variables(layer))
+            skipped.append(
+                SkippedLayer(
+                    layer.name,
+                    kind,
+                    f"its sublayers are initialized (their rows above); its own weights "
+                    f"({names}) are kept",
+                    container=True,
+                )
+            )
+            continue
         try:
             slots = table.kernel_slots(layer)
         except table.NotUnderstood as e:
@@ -189,17 +287,17 @@ def _plan(model, distribution, gain, seed, orthogonal):
         unit: list[_Plan] = []
         try:
             for slot in slots:
-                if slot.role == table.LINEAR:
+                if slot.role in (table.LINEAR, table.TIED):
                     found = graph.Found(None, "linear", "none")
                 elif slot.role in (table.RNN_INPUT, table.RECURRENT):
                     found = graph.Found(layer.activation, "", "own")
                 else:
                     own = getattr(layer, "activation", None)
-                    if own is not None and resolve_activation(own).name != "linear":
+                    if own is not None and not _is_linear(own):
                         found = graph.Found(own, "", "own")
                     else:
                         found = graph.following_activation(layer, w)
-                name = resolve_activation(found.activation).name
+                name = _activation_name(found.activation, gain)
                 kwargs = {"distribution": distribution}
                 if gain is not None:
                     kwargs["gain"] = gain
@@ -218,6 +316,8 @@ def _plan(model, distribution, gain, seed, orthogonal):
                         weight_std=_weight_std(draw, slot.shape),
                         mode=mode,
                         scale=scale,
+                        stream=stream,
+                        guessed=found.source.startswith("order"),
                     )
                 )
         except ValueError as e:
@@ -229,9 +329,156 @@ def _plan(model, distribution, gain, seed, orthogonal):
     return plans, skipped
 
 
+def _is_linear(activation) -> bool:
+    try:
+        return resolve_activation(activation).name == "linear"
+    except ValueError:
+        return False  # a callable of the user's own: not the identity
+
+
+def _activation_name(activation, gain) -> str:
+    """The canonical name of an activation; with `gain`, a plain callable's own name."""
+    try:
+        return resolve_activation(activation).name
+    except ValueError as e:
+        custom = callable(activation) and not isinstance(activation, (str, keras.layers.Layer))
+        if not custom:
+            raise
+        if gain is None:
+            raise ValueError(
+                f"{e} To initialize it, pass `gain='second_moment'`, "
+                "`gain='fixed_point'` or a number to `initialize`."
+            ) from None
+        return getattr(activation, "__name__", type(activation).__name__)
+
+
+def _residual_plan(model, plans, mode: str):
+    """Zeroes or scales the end of every residual branch; the report's rows.
+
+    Returns the `ResidualBranch` rows and the `(layer, value)` of every
+    normalization whose `gamma` is set to `value`. Kernels are changed in
+    their plans, so that they are drawn (and written) with the change.
+    """
+    if mode == "none":
+        return [], []
+    branches = _residual.find(model)
+    by_key = {(id(p.slot.owner), p.slot.weight): p for unit in plans for p in unit}
+    acting = [
+        b
+        for b in branches
+        if b.kind == _residual.KERNEL or (b.kind == _residual.GAMMA and mode == "scale")
+    ]
+    n = len(acting)
+    factor = 1.0 / math.sqrt(n) if n else 1.0
+    bound = f"1/sqrt({n}): {n} branches add to the stream, whose variance then stays within e"
+    rows: list[ResidualBranch] = []
+    gammas: list[tuple[Any, float]] = []
+    for b in branches:
+        action, why = "kept", b.reason
+        if b.kind == _residual.GAMMA:
+            value = 0.0 if mode in ("auto", "zero") else factor
+            gammas.append((b.layer, value))
+            if value == 0.0:
+                action = "zeroed"
+                why = f"{b.reason}: the block starts as its shortcut (Goyal et al. 2017)"
+            else:
+                action, why = f"set to {factor:.4g}", f"{b.reason}; {bound}"
+        elif b.kind == _residual.KERNEL:
+            p = by_key.get((id(b.layer), b.weight))
+            if p is None:
+                why = f"{b.reason}; its kernel is not initialized (see the layers left unchanged)"
+            elif mode == "zero":
+                p.draw = keras.initializers.Zeros()
+                p.lsuv_target = False
+                action, why = "zeroed", f"{b.reason}: the block starts as its shortcut (Fixup)"
+            else:
+                p.draw = _rebuilt(p, p.stream, factor)
+                p.target_std = factor
+                action, why = f"scaled by {factor:.4g}", f"{b.reason}; std times {bound}"
+            if p is not None:
+                p.weight_std = _weight_std(p.draw, p.slot.shape)
+                p.mode, p.scale = _describe(p.draw)
+                p.residual = f"{action} ({b.site})"
+        layer = b.layer
+        rows.append(
+            ResidualBranch(
+                site=b.site,
+                layer="-" if layer is None else layer.name,
+                layer_type="-" if layer is None else type(layer).__name__,
+                weight=b.weight,
+                action=action,
+                reason=why,
+            )
+        )
+    return rows, gammas
+
+
+def _set_gamma(layer, value: float) -> None:
+    gamma = layer.gamma
+    gamma.assign(keras.ops.cast(np.full(tuple(gamma.shape), value), gamma.dtype))
+    if value == 0.0:
+        layer.gamma_initializer = keras.initializers.Zeros()
+    else:
+        layer.gamma_initializer = keras.initializers.Constant(value)
+
+
+def _not_stored(model, plans) -> list[NotStored]:
+    """Layers whose scheme their saved config cannot hold, and why."""
+    out: list[NotStored] = []
+    for unit in plans:
+        owner = unit[0].slot.owner
+        for p in unit:
+            if p.slot.init_attr is None:
+                out.append(
+                    NotStored(
+                        owner.name,
+                        type(owner).__name__,
+                        f"`{p.slot.weight}` has no initializer of its own (one serves "
+                        "both tables): a layer rebuilt from its config draws it with "
+                        "`embeddings_initializer`",
+                    )
+                )
+        if isinstance(owner, keras.layers.MultiHeadAttention) and unit[-1].residual:
+            out.append(
+                NotStored(
+                    owner.name,
+                    type(owner).__name__,
+                    "one `kernel_initializer` serves the four projections: a layer rebuilt "
+                    "from its config draws the output projection without its residual scale",
+                )
+            )
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        composite = (
+            getattr(layer, "_layers", None)
+            and graph.graph_of(layer) is None
+            and not graph.is_unit(layer)
+            and "kernel_initializer" in _config(layer)
+        )
+        if composite:
+            out.append(
+                NotStored(
+                    layer.name,
+                    type(layer).__name__,
+                    "one `kernel_initializer` serves all its sublayers: a layer rebuilt from "
+                    "its config (`clone_model`, `from_config`, loading a .keras file) gives "
+                    "its sublayers that initializer; the saved weights are restored exactly",
+                )
+            )
+    return out
+
+
+def _config(layer) -> dict:
+    try:
+        return layer.get_config()
+    except Exception:  # a layer whose config cannot be built has none to store
+        return {}
+
+
 def _rebuilt(plan: _Plan, seed, factor: float):
     """The initializer to write: `plan.draw` with `seed`, LSUV factor folded in."""
     draw = plan.draw
+    if isinstance(draw, keras.initializers.Zeros):
+        return draw
     if isinstance(draw, keras.initializers.Orthogonal):
         return keras.initializers.Orthogonal(gain=draw.gain * factor, seed=seed)
     config = draw.get_config()
@@ -279,6 +526,7 @@ def initialize(
     orthogonal: bool = False,
     tol: float = 0.1,
     max_iter: int = 10,
+    residual: str = "auto",
 ) -> InitReport:
     """Re-initializes every kernel of a built model; returns a report.
 
@@ -331,6 +579,10 @@ def initialize(
             starting point) with the variance the analytic rule gives.
         tol: LSUV's tolerance on the output variance, in (0, 1).
         max_iter: LSUV's cap on rescaling steps per layer.
+        residual: What to do at the end of each residual branch: `"auto"`
+            (zero a last normalization's gamma, else scale the last kernel
+            by `1/sqrt(N)`), `"scale"`, `"zero"` or `"none"`; see the
+            module docstring. `report.residual` lists every branch.
 
     Returns:
         An `InitReport`.
@@ -342,6 +594,10 @@ def initialize(
 
     Reference:
         - Mishkin & Matas, 2016, "All you need is a good init".
+        - Goyal et al., 2017, "Accurate, Large Minibatch SGD" (zero gamma).
+        - Zhang et al., 2019, "Fixup Initialization".
+        - Radford et al., 2019, "Language Models are Unsupervised Multitask
+          Learners" (GPT-2's `1/sqrt(2L)`).
         - Saxe et al., 2014, "Exact solutions to the nonlinear dynamics of
           learning in deep linear neural networks".
     """
@@ -357,7 +613,9 @@ def initialize(
             f"(built={model.built}, {len(model.weights)} weights)"
         )
     method, tol, max_iter = _check_args(method, distribution, bias, tol, max_iter, seed, data)
+    check_choice(residual, "residual", RESIDUAL)
     plans, skipped = _plan(model, distribution, gain, seed, orthogonal)
+    branches, gammas = _residual_plan(model, plans, residual)
 
     units: list[_forward.Unit] = []
     unit_of: dict[int, _forward.Unit] = {}
@@ -366,7 +624,7 @@ def initialize(
         for unit in plans:
             owner = unit[-1].slot.owner
             target = unit[-1].slot.variable if unit[-1].lsuv_target else None
-            u = _forward.Unit(owner, target)
+            u = _forward.Unit(owner, target, target_std=unit[-1].target_std)
             units.append(u)
             unit_of[id(unit[-1])] = u
         try:
@@ -377,7 +635,7 @@ def initialize(
             ) from e
     before = {id(u): u.std for u in units}
 
-    touched = _variables_touched(plans)
+    touched = _variables_touched(plans) + [layer.gamma for layer, _ in gammas]
     snapshot = [(v, keras.ops.convert_to_numpy(v.value).copy()) for v in touched]
     try:
         for unit in plans:
@@ -386,6 +644,8 @@ def initialize(
                 var.assign(keras.ops.cast(p.draw(p.slot.shape, dtype=var.dtype), var.dtype))
                 if bias == "zeros" and p.slot.bias is not None:
                     _zero_bias(p.slot)
+        for layer, value in gammas:
+            _set_gamma(layer, value)
         if data is not None:
             # In forward order, a layer's input depends only on the layers
             # before it, which are final when it is reached: the stds this
@@ -403,7 +663,8 @@ def initialize(
             u = unit_of.get(id(p))
             factor = u.factor if (u is not None and p.lsuv_target) else 1.0
             written = _rebuilt(p, p.seed, factor)
-            setattr(slot.holder, slot.init_attr, written)
+            if slot.init_attr is not None:
+                setattr(slot.holder, slot.init_attr, written)
             if bias == "zeros" and slot.bias is not None and slot.bias_attr:
                 setattr(slot.holder, slot.bias_attr, keras.initializers.Zeros())
             mode, scale = _describe(written)
@@ -437,7 +698,10 @@ def initialize(
                         if u is not None and u.std is None
                         else ""
                     ),
-                    checked=slot.role not in (table.RNN_INPUT, table.RECURRENT),
+                    checked=slot.role not in _UNCHECKED,
+                    guessed=p.guessed,
+                    residual=p.residual,
+                    target_std=p.target_std,
                 )
             )
         owner = unit[0].slot.owner
@@ -452,15 +716,32 @@ def initialize(
             if bias == "zeros":
                 owner._bias_initializer = keras.initializers.Zeros()
     return InitReport(
-        method=method, layers=rows, skipped=skipped, seed=seed, measured=data is not None
+        method=method,
+        layers=rows,
+        skipped=skipped,
+        seed=seed,
+        measured=data is not None,
+        residual=branches,
+        not_stored=_not_stored(model, plans),
     )
 
 
 def _note(p: _Plan, method: str) -> str:
+    if p.slot.role == table.TIED:
+        return (
+            "tied: the table is also the output projection (logits = x @ tableT); its "
+            "scale is the projection's, var 1/dim, so that the logits have std 1 (a "
+            "lookup's N(0, 1) would give them std sqrt(dim)); the rows have std 1/sqrt(dim)"
+        )
     if method != "lsuv" or p.lsuv_target:
         return ""
     if p.slot.role in (table.RNN_INPUT, table.RECURRENT):
         return "LSUV does not rescale recurrent layers (their outputs are bounded)"
     if p.slot.role == table.EMBEDDING:
-        return "LSUV does not rescale embeddings (a lookup has no input to normalize)"
+        return (
+            "LSUV does not rescale embeddings, and check() does not read them: a "
+            "lookup has no input to normalize, and its rows are drawn at std 1"
+        )
+    if p.residual:
+        return "LSUV leaves a zeroed residual branch at zero"
     return ""

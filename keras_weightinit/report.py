@@ -46,6 +46,14 @@ class LayerInit:
         checked: Whether `InitReport.check` looks at this row's `std_after`.
             False for recurrent layers, whose output is taken after their
             bounded activations.
+        guessed: Whether the activation is a guess: found by the order in
+            which a subclassed model or layer holds its sublayers (it has no
+            graph), which is usually, not always, the call order.
+        residual: What the residual handling did to this kernel, and at
+            which branch (`""` for a kernel that ends no residual branch).
+        target_std: The output std this kernel aims at: 1, or the scale of
+            a residual branch's last kernel; `check` reads `std_after`
+            relative to it.
     """
 
     layer: str
@@ -67,11 +75,49 @@ class LayerInit:
     lsuv_factor: float | None = None
     note: str = ""
     checked: bool = True
+    guessed: bool = False
+    residual: str = ""
+    target_std: float = 1.0
 
 
 @dataclasses.dataclass
 class SkippedLayer:
-    """A layer `initialize` left unchanged, with the reason."""
+    """A layer `initialize` left unchanged, with the reason.
+
+    `container` is True for a layer whose sublayers were initialized (their
+    rows are in the report) and only its own weights were kept.
+    """
+
+    layer: str
+    layer_type: str
+    reason: str
+    container: bool = False
+
+
+@dataclasses.dataclass
+class ResidualBranch:
+    """One residual branch, and what `initialize` did at its end.
+
+    Attributes:
+        site: Where the branch joins the stream (the `Add`'s name, or
+            `"<block> (<part>)"` for a keras-hub block).
+        layer, layer_type: The layer holding the weight acted on.
+        weight: `"gamma"` or the kernel's name.
+        action: `"zeroed"`, `"scaled by <f>"`, `"set to <f>"` or `"kept"`.
+        reason: Why.
+    """
+
+    site: str
+    layer: str
+    layer_type: str
+    weight: str
+    action: str
+    reason: str
+
+
+@dataclasses.dataclass
+class NotStored:
+    """A layer whose saved config cannot hold the scheme its weights were drawn with."""
 
     layer: str
     layer_type: str
@@ -91,8 +137,8 @@ class InitReport:
     """The result of `keras_weightinit.initialize`.
 
     Iterating gives one `LayerInit` per kernel, in forward order;
-    `report["dense_1"]` the rows of one layer; `str(report)` a table;
-    `report.skipped` the layers left unchanged and why.
+    `report[0]` the first row, `report["dense_1"]` the rows of one layer;
+    `str(report)` a table; `report.skipped` the layers left unchanged and why.
 
     Attributes:
         method: `"analytic"` or `"lsuv"`.
@@ -100,6 +146,9 @@ class InitReport:
         skipped: The `SkippedLayer` rows.
         seed: The seed argument `initialize` received.
         measured: Whether output stds were measured on data.
+        residual: The `ResidualBranch` rows (empty with `residual="none"`).
+        not_stored: The `NotStored` rows: layers whose scheme is lost when
+            the layer is rebuilt from its config (its weights are not).
     """
 
     method: str
@@ -107,6 +156,8 @@ class InitReport:
     skipped: list[SkippedLayer]
     seed: int | None
     measured: bool
+    residual: list[ResidualBranch] = dataclasses.field(default_factory=list)
+    not_stored: list[NotStored] = dataclasses.field(default_factory=list)
 
     def __iter__(self) -> Iterator[LayerInit]:
         return iter(self.layers)
@@ -114,7 +165,15 @@ class InitReport:
     def __len__(self) -> int:
         return len(self.layers)
 
-    def __getitem__(self, name: str) -> list[LayerInit]:
+    def __getitem__(self, key: int | str) -> Any:
+        if isinstance(key, (int, slice)) and not isinstance(key, bool):
+            return self.layers[key]
+        if not isinstance(key, str):
+            raise TypeError(
+                "A report is indexed by position (an int or a slice) or by layer name "
+                f"(a str). Received: {key!r} (of type {type(key).__name__})"
+            )
+        name = key
         rows = [row for row in self.layers if row.layer == name]
         if not rows:
             raise KeyError(
@@ -132,7 +191,9 @@ class InitReport:
 
         Meant for CI: `initialize(model, batch).check(0.8, 1.25)`. The band
         applies to the std of each layer's output before its activation
-        (the `std_after` column); non-finite values always fail.
+        (the `std_after` column), relative to the layer's `target_std` (1,
+        except at the end of a residual branch scaled down on purpose);
+        non-finite values always fail.
 
         Args:
             low: The smallest acceptable std.
@@ -151,19 +212,24 @@ class InitReport:
                 "Arguments `low` and `high` must satisfy 0 <= low < high < inf. "
                 f"Received: low={low}, high={high}"
             )
-        signals = self.signals()
+        # Rows, not `signals()`: keras-hub blocks repeat their sublayers' names.
+        signals = [r for r in self.layers if r.std_after is not None and r.checked]
         if not signals:
             raise ValueError(
                 "The report holds no measured signal: pass a batch of inputs as "
                 "`data` to `initialize` to measure each layer's output."
             )
-        bad = {
-            name: std
-            for name, std in signals.items()
-            if not (math.isfinite(std) and low <= std <= high)
-        }
+        bad = [
+            r
+            for r in signals
+            if not (math.isfinite(r.std_after) and low <= r.std_after / r.target_std <= high)
+        ]
         if bad:
-            listed = ", ".join(f"{name} (std {_fmt(std)})" for name, std in bad.items())
+            listed = ", ".join(
+                f"{r.layer} (std {_fmt(r.std_after)}"
+                + (f", target {_fmt(r.target_std)})" if r.target_std != 1.0 else ")")
+                for r in bad
+            )
             raise SignalOutOfBandError(
                 f"{len(bad)} of {len(signals)} layers have an output std outside "
                 f"[{low}, {high}]: {listed}"
@@ -194,7 +260,7 @@ class InitReport:
         for r in self.layers:
             act = r.activation
             if r.activation_source not in ("own", "none"):
-                act += f" ({r.activation_source})"
+                act += f" ({r.activation_source}{', guessed' if r.guessed else ''})"
             row = [
                 r.layer,
                 r.layer_type,
@@ -215,7 +281,8 @@ class InitReport:
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         lines = [
             f"Initialization report ({self.method}, seed={self.seed}): "
-            f"{len(self.layers)} kernels, {len(self.skipped)} layers left unchanged"
+            f"{len(self.layers)} kernels, "
+            f"{sum(not s.container for s in self.skipped)} layers left unchanged"
         ]
         for k, row in enumerate(table):
             lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -225,8 +292,21 @@ class InitReport:
         if notes:
             lines.append("Notes:")
             lines += [f"  {n}" for n in notes]
+        if self.residual:
+            lines.append("Residual branches:")
+            lines += [
+                f"  {b.site}: {b.layer}/{b.weight or '-'} {b.action}: {b.reason}"
+                for b in self.residual
+            ]
         kept = [s for s in self.skipped if s.reason == NO_KERNEL]
-        others = [s for s in self.skipped if s.reason != NO_KERNEL]
+        containers = [s for s in self.skipped if s.container]
+        others = [s for s in self.skipped if s.reason != NO_KERNEL and not s.container]
+        if containers:
+            lines.append("Containers (their sublayers are initialized, their own weights kept):")
+            lines += [f"  {s.layer} ({s.layer_type})" for s in containers]
+        if self.not_stored:
+            lines.append("Not stored in the saved config (a rebuild from config draws otherwise):")
+            lines += [f"  {s.layer} ({s.layer_type}): {s.reason}" for s in self.not_stored]
         if others:
             lines.append("Left unchanged:")
             lines += [f"  {s.layer} ({s.layer_type}): {s.reason}" for s in others]

@@ -1,0 +1,327 @@
+"""The residual branches of a model, found from its graph and its layer types.
+
+A residual block computes `x + f(x)`: each such addition adds the branch's
+variance to the stream's, so variance-preserving branches make the stream
+grow with depth (×2 per block without normalization; `+1` per block when a
+normalization precedes each branch). This module finds every branch and
+the weight at its end, which `initialize` then zeroes or scales down.
+
+Where branches are found:
+
+- Functional graphs (the model's and every nested functional model's):
+  every two-input `Add` layer, or `+` of two tensors (`keras.ops.add`), whose
+  inputs differ in weight: the input with fewer kernel layers since the two
+  paths forked is the shortcut, and it must hold at most one (an identity,
+  a pooling, or a projection convolution with its normalization). The other
+  input is the branch.
+- keras-hub's blocks that add inside `call` (`TransformerEncoder`,
+  `TransformerDecoder` and the decoder blocks of GPT-2, Llama, Gemma, Bart,
+  ...), recognized by type: a keras-hub layer named `...Encoder`,
+  `...Decoder`, `...DecoderBlock`, `...TransformerLayer` (and the like)
+  holding an attention sublayer. Its branches end in the attention's output
+  projection and in the last kernel of its feed-forward network.
+
+The end of a branch is the last layer before the `Add`, through dropout,
+drop-path, identity, pooling, padding and reshaping layers (zeroing or scaling
+commutes with them): a normalization with a scale (`gamma`), or a layer
+with a kernel (for `MultiHeadAttention`, its `output` projection). A branch
+that ends in a learned scale of its own (ConvNeXt's `LayerScale`, 1e-6 at
+the start) is already bounded, and one whose sum is normalized right after
+the add (post-norm: BERT's and Bart's `normalize_first=False`) cannot make
+the stream grow: both are left alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import keras
+
+from keras_weightinit import _graph as graph
+from keras_weightinit import _layer_table as table
+from keras_weightinit.activations import resolve_activation
+
+GAMMA = "gamma"  # the branch ends in a normalization with a scale
+KERNEL = "kernel"  # the branch ends in a layer with a kernel
+NONE = "none"  # nothing to act on (reason given)
+SCALED = "scaled"  # the branch ends in a learned scale of its own (LayerScale)
+
+_NORM_NAMES = ("BatchNormalization", "LayerNormalization", "GroupNormalization")
+_HUB_BLOCK = re.compile(
+    r"(Encoder|Decoder|DecoderBlock|EncoderBlock|TransformerLayer|DecoderLayer|EncoderLayer)$"
+)
+
+
+@dataclasses.dataclass
+class Branch:
+    """One residual branch and the weight at its end.
+
+    Attributes:
+        site: Where the branch is added to the stream: the `Add` layer's
+            name, or `"<block> (attention)"` / `"<block> (feedforward)"`.
+        layer: The layer holding the weight (a normalization, a `Dense`, a
+            `MultiHeadAttention`, ...), or None.
+        weight: `"gamma"`, or the kernel's name as the report shows it.
+        kind: `GAMMA`, `KERNEL` or `NONE`.
+        reason: Why it was recognized (or why nothing can be done).
+    """
+
+    site: str
+    layer: Any
+    weight: str
+    kind: str
+    reason: str
+
+
+def _types(names) -> tuple[type, ...]:
+    return tuple(getattr(keras.layers, n) for n in names if hasattr(keras.layers, n))
+
+
+def _has_gamma(layer: Any) -> bool:
+    return isinstance(layer, _types(_NORM_NAMES)) and isinstance(
+        getattr(layer, "gamma", None), keras.Variable
+    )
+
+
+def _is_norm(layer: Any) -> bool:
+    names = _NORM_NAMES + ("RMSNormalization", "UnitNormalization")
+    return isinstance(layer, _types(names)) or "Norm" in type(layer).__name__
+
+
+def _is_stream_norm(layer: Any) -> bool:
+    # A BatchNormalization in inference mode is a fixed affine map (fresh:
+    # the identity), so it does not renormalize the stream; the others
+    # normalize each example whatever the mode.
+    return _is_norm(layer) and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def _slots(layer: Any) -> list:
+    try:
+        return table.kernel_slots(layer) or []
+    except table.NotUnderstood:
+        return []
+
+
+def _weight_count(op: Any) -> int:
+    """How many kernel layers an operation counts for on a path (containers: 2)."""
+    if not isinstance(op, keras.layers.Layer):
+        return 0
+    if _slots(op):
+        return 1
+    if op.weights and getattr(op, "_layers", None):
+        return 2  # a nested model or block: certainly more than a projection
+    return 1 if table.own_variables(op) and not _is_norm(op) else 0
+
+
+def _history(tensor: Any):
+    return getattr(tensor, "_keras_history", None)
+
+
+def _inputs_of(tensor: Any) -> list:
+    hist = _history(tensor)
+    if hist is None or isinstance(hist.operation, keras.layers.InputLayer):
+        return []
+    node = hist.operation._inbound_nodes[hist.node_index]
+    return [t for t in node.input_tensors if _history(t) is not None]
+
+
+def _ancestors(outputs: list) -> dict[int, frozenset]:
+    """Tensor id -> ids of the operations it depends on (itself included)."""
+    memo: dict[int, frozenset] = {}
+    stack = list(outputs)
+    while stack:
+        t = stack[-1]
+        if id(t) in memo:
+            stack.pop()
+            continue
+        parents = _inputs_of(t)
+        missing = [p for p in parents if id(p) not in memo]
+        if missing:
+            stack.extend(missing)
+            continue
+        ops = {id(_history(t).operation)}
+        for p in parents:
+            ops |= memo[id(p)]
+        memo[id(t)] = frozenset(ops)
+        stack.pop()
+    return memo
+
+
+def _passes(op: Any) -> bool:
+    """Whether zeroing or scaling before `op` is the same as after it."""
+    if isinstance(op, _types(graph.COMMUTING_NAMES)):
+        return True
+    if isinstance(op, keras.layers.Activation):
+        try:
+            return resolve_activation(op).name == "linear"
+        except ValueError:
+            return False
+    # Drop-path layers (ConvNeXt's StochasticDepth) are the identity at inference.
+    return type(op).__name__ in ("StochasticDepth", "DropPath")
+
+
+def _end_of(tensor: Any) -> tuple[Any, str, str]:
+    """(layer, weight, kind) at the end of a branch ending in `tensor`."""
+    op = _history(tensor).operation
+    while _passes(op):
+        (tensor,) = _inputs_of(tensor)[:1] or (None,)
+        if tensor is None:
+            return op, "", NONE
+        op = _history(tensor).operation
+    if _has_gamma(op):
+        return op, "gamma", GAMMA
+    if "Scale" in type(op).__name__ and table.own_variables(op):
+        return op, "", SCALED
+    slots = _slots(op)
+    if slots:
+        return op, slots[-1].weight, KERNEL
+    return op, "", NONE
+
+
+def _add_ops() -> tuple[type, ...]:
+    from keras.src.ops.numpy import Add as AddOp
+
+    return (keras.layers.Add, AddOp)
+
+
+def _functional(container: Any, out: list[Branch]) -> None:
+    g = graph.graph_of(container)
+    if g is None:
+        return
+    memo = _ancestors(list(g.outputs))
+    ops = {id(op): op for op in g.operations}
+    adds = _add_ops()
+    for op in g.operations:
+        if not isinstance(op, adds):
+            continue
+        for node in op._inbound_nodes:
+            if not node.output_tensors or id(node.output_tensors[0]) not in memo:
+                continue  # a call of a shared Add in another graph
+            inputs = [t for t in node.input_tensors if id(t) in memo]
+            if len(inputs) != 2:
+                continue
+            a, b = (memo[id(t)] for t in inputs)
+            counts = [
+                sum(_weight_count(ops.get(i)) for i in a - b),
+                sum(_weight_count(ops.get(i)) for i in b - a),
+            ]
+            if counts[0] == counts[1] or min(counts) > 1:
+                continue  # a merge of two comparable paths, not a shortcut
+            branch = inputs[int(counts[1] > counts[0])]
+            shortcut = "identity" if min(counts) == 0 else "projection"
+            layer, weight, kind = _end_of(branch)
+            if "Embedding" in type(layer).__name__:
+                continue  # a position embedding added to a token embedding
+            reason = f"{shortcut} shortcut; the branch ends in {type(layer).__name__}"
+            if kind == KERNEL and _followed_by_norm(node.output_tensors[0], op):
+                kind, reason = NONE, "the sum is normalized right after the add (post-norm)"
+            elif kind == SCALED:
+                kind = NONE
+                reason += ", a learned scale of its own whose initial value bounds the stream"
+            elif kind == NONE:
+                reason += ", which has neither a normalization scale nor a kernel"
+            out.append(Branch(getattr(op, "name", type(op).__name__), layer, weight, kind, reason))
+
+
+def _followed_by_norm(tensor: Any, op: Any) -> bool:
+    consumers = [
+        n.operation
+        for n in getattr(op, "_outbound_nodes", [])
+        if any(t is tensor for t in n.input_tensors)
+    ]
+    return bool(consumers) and all(_is_stream_norm(c) for c in consumers)
+
+
+def _attrs(layer: Any) -> list[tuple[str, Any]]:
+    """The sublayers a layer holds as attributes, in assignment order, with their names."""
+    items = dict(vars(layer))
+    # On the PyTorch backend a layer is a torch Module, which keeps its
+    # sublayers in `_modules` instead of the instance's dict.
+    items.update(vars(layer).get("_modules") or {})
+    return [(k, v) for k, v in items.items() if isinstance(v, keras.layers.Layer)]
+
+
+def _dense_types() -> tuple[type, ...]:
+    return (keras.layers.Dense, keras.layers.EinsumDense)
+
+
+def _is_attention(name: str, layer: Any) -> bool:
+    name = name.lower()
+    return (
+        ("attention" in name or "attn" in name)
+        and "norm" not in name
+        and "dropout" not in name
+        and not _is_norm(layer)
+    )
+
+
+def _last_projection(layer: Any) -> tuple[Any, str] | None:
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        return layer, "output"
+    denses = [(k, v) for k, v in _attrs(layer) if isinstance(v, _dense_types())]
+    named = [v for k, v in denses if re.search(r"out|o_proj", k.lower())]
+    found = named[-1] if named else (denses[-1][1] if denses else None)
+    return None if found is None else (found, "kernel")
+
+
+def is_hub_block(layer: Any) -> bool:
+    """A keras-hub residual block that adds inside `call`."""
+    cls = type(layer)
+    return (
+        cls.__module__.startswith("keras_hub.")
+        and _HUB_BLOCK.search(cls.__name__) is not None
+        and any(_is_attention(k, v) for k, v in _attrs(layer))
+    )
+
+
+def _hub(block: Any, out: list[Branch]) -> None:
+    kind_name = type(block).__name__
+    post = getattr(block, "normalize_first", True) is False
+    attrs = _attrs(block)
+    for name, sub in attrs:
+        if _is_attention(name, sub):
+            found = _last_projection(sub)
+            _hub_branch(out, block, f"{name.strip('_')}", found, kind_name, post)
+    ffn = [(k, v) for k, v in attrs if isinstance(v, _dense_types()) and not _is_attention(k, v)]
+    if ffn:
+        named = [v for k, v in ffn if re.search(r"out|down|linear", k.lower())]
+        last = named[-1] if named else ffn[-1][1]
+        _hub_branch(out, block, "feedforward", (last, "kernel"), kind_name, post)
+
+
+def _hub_branch(out, block, part, found, kind_name, post) -> None:
+    site = f"{block.name} ({part})"
+    if found is None:
+        out.append(Branch(site, None, "", NONE, f"{kind_name}: no output projection found"))
+    elif post:
+        out.append(
+            Branch(
+                site,
+                found[0],
+                found[1],
+                NONE,
+                f"{kind_name}(normalize_first=False) normalizes the sum after each add",
+            )
+        )
+    else:
+        out.append(
+            Branch(site, found[0], found[1], KERNEL, f"{kind_name}: the {part} branch's output")
+        )
+
+
+def find(model: Any) -> list[Branch]:
+    """Every residual branch of a built model, in the order found."""
+    out: list[Branch] = []
+    containers = [model] + [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if graph.graph_of(layer) is not None
+    ]
+    for container in containers:
+        _functional(container, out)
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if is_hub_block(layer):
+            _hub(layer, out)
+    return out
