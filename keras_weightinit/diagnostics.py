@@ -452,6 +452,14 @@ def _array(value: Any, arg: str, where: str) -> np.ndarray:
     return value
 
 
+def _nested_numbers(value: list | tuple) -> bool:
+    """A (nested) Python list of numbers is one array; a list of arrays is several."""
+    return bool(value) and all(
+        isinstance(v, (int, float)) or (isinstance(v, (list, tuple)) and _nested_numbers(v))
+        for v in value
+    )
+
+
 def _batch(value: Any, arg: str) -> tuple[Any, list[np.ndarray]]:
     """`data` or `targets` as NumPy arrays in its structure, and flattened."""
     if isinstance(value, dict):
@@ -462,11 +470,11 @@ def _batch(value: Any, arg: str) -> tuple[Any, list[np.ndarray]]:
             )
         arrays: Any = {k: _array(v, arg, f"[{k!r}]") for k, v in value.items()}
         flat = list(arrays.values())
-    elif isinstance(value, (list, tuple)) and value and not np.isscalar(value[0]):
-        arrays = [_array(v, arg, f"[{i}]") for i, v in enumerate(value)]
-        flat = arrays
     elif isinstance(value, (list, tuple)) and not value:
         raise ValueError(f"Argument `{arg}` must hold at least one array. Received: {arg}=[]")
+    elif isinstance(value, (list, tuple)) and not _nested_numbers(value):
+        arrays = [_array(v, arg, f"[{i}]") for i, v in enumerate(value)]
+        flat = arrays
     else:
         arrays = _array(value, arg, "")
         flat = [arrays]
@@ -814,13 +822,16 @@ def _forward_backward(model, inputs, loss_fn, variables, catcher: _Catcher):
         trainable = [v for v in trainable if id(v) in position]
         base = [v.value for v in tv]
         fixed = [v.value for v in ntv]
+        # `stateless_call` calls `model.call` itself, without `__call__`'s
+        # filtering of the arguments that `call` does not take.
+        training = {"training": False} if model._call_has_training_arg else {}
 
         def forward(values):
             full = list(base)
             for v, value in zip(trainable, values):
                 full[position[id(v)]] = value
             catcher.reset()
-            outs, _ = model.stateless_call(full, fixed, inputs, training=False)
+            outs, _ = model.stateless_call(full, fixed, inputs, **training)
             return loss_fn(keras.tree.flatten(outs)), catcher.snapshot()
 
         with catcher:
