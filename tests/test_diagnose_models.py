@@ -38,30 +38,26 @@ def _tokens(seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
+#: The issue's tiny keras-hub config: 2 layers, hidden 64, vocabulary 1000.
+TINY = dict(
+    vocabulary_size=1000,
+    num_layers=2,
+    num_heads=2,
+    hidden_dim=64,
+    intermediate_dim=128,
+    max_sequence_length=32,
+)
+
+
 def _bert():
     hub = pytest.importorskip("keras_hub")
-    model = hub.models.BertBackbone(
-        vocabulary_size=1000,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=64,
-        intermediate_dim=128,
-        max_sequence_length=32,
-    )
-    return model, {**_tokens(), "segment_ids": np.zeros((BATCH, 16), "int32")}
+    batch = {**_tokens(), "segment_ids": np.zeros((BATCH, 16), "int32")}
+    return hub.models.BertBackbone(**TINY), batch
 
 
 def _gpt2():
     hub = pytest.importorskip("keras_hub")
-    model = hub.models.GPT2Backbone(
-        vocabulary_size=1000,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=64,
-        intermediate_dim=128,
-        max_sequence_length=32,
-    )
-    return model, _tokens()
+    return hub.models.GPT2Backbone(**TINY), _tokens()
 
 
 def _images(name):
