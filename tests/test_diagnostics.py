@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 
 import keras
 import matplotlib
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import keras_weightinit as kwi
 from keras_weightinit import Diagnosis, Thresholds, diagnose
 
 matplotlib.use("Agg")
@@ -229,3 +233,458 @@ def test_docstring_examples():
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# -- one walk: what initialize sees, diagnose sees ------------------------------
+
+
+class TwoDense(keras.layers.Layer):
+    """A composite layer: its two sublayers are called from Python in `call`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(5, activation="relu", name="hidden")
+        self.out = keras.layers.Dense(2, name="out")
+
+    def build(self, input_shape):
+        self.hidden.build(input_shape)
+        self.out.build((None, 5))
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+class TwoDenseModel(keras.Model):
+    """A subclassed model: no graph, only a batch to run on."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(5, activation="relu", name="hidden")
+        self.out = keras.layers.Dense(2, name="out")
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def _set_hand_weights(hidden, out):
+    hidden.set_weights([W1, B1])
+    out.set_weights([W2, B2])
+
+
+def test_nested_model_rows_are_named_by_path_and_match_the_hand_computation():
+    inner = two_layer_model()
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, inner(inputs))
+    result = diagnose(model, X)
+    check_against(result, by_hand())
+    assert [row.name for row in result] == [f"{inner.name}/hidden", f"{inner.name}/out"]
+    assert [row.layer for row in result] == ["hidden", "out"]
+
+
+def test_composite_layer_is_seen_from_the_inside():
+    inputs = keras.Input((3,))
+    block = TwoDense(name="block")
+    model = keras.Model(inputs, block(inputs))
+    _set_hand_weights(block.hidden, block.out)
+    result = diagnose(model, X)
+    check_against(result, by_hand())
+    assert [row.name for row in result] == ["block/hidden", "block/out"]
+
+
+def test_subclassed_model_needs_only_the_batch():
+    model = TwoDenseModel()
+    model(X)
+    _set_hand_weights(model.hidden, model.out)
+    result = diagnose(model, X)
+    check_against(result, by_hand())
+    assert result.loss_name == "mean(y²)"
+
+
+def test_time_distributed_pools_every_step_and_matches_the_hand_gradient():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 6, 3)).astype("float32")
+    w = rng.normal(size=(3, 2)).astype("float32")
+    inputs = keras.Input((6, 3))
+    wrapped = keras.layers.TimeDistributed(keras.layers.Dense(2, use_bias=False, name="proj"))
+    model = keras.Model(inputs, wrapped(inputs))
+    wrapped.layer.set_weights([w])
+    (row,) = diagnose(model, x).layers
+    assert row.name == f"{wrapped.name}/proj"
+    # y = x·W at every step; loss mean(y²) over all 4·6·2 values, so
+    # dL/dW = Σ_t x_tᵀ (2·y_t / y.size).
+    y = x.astype(np.float64) @ w.astype(np.float64)
+    grad = np.einsum("btc,bto->co", x.astype(np.float64), 2.0 * y / y.size)
+    np.testing.assert_allclose(row.std, y.std(), rtol=RTOL)  # pooled over the 6 calls
+    np.testing.assert_allclose(row.mean, y.mean(), rtol=RTOL, atol=1e-6)
+    np.testing.assert_allclose(row.grad_norm, np.linalg.norm(grad), rtol=RTOL)
+
+
+def test_attention_projections_report_their_own_outputs():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(4, 5, 8)).astype("float32")
+    inputs = keras.Input((5, 8))
+    mha = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, name="mha")
+    model = keras.Model(inputs, mha(inputs, inputs))
+    result = diagnose(model, x)
+    assert [row.name for row in result] == ["mha/query", "mha/key", "mha/value", "mha/output"]
+    # The query row is the query projection's output x·Wq + bq, by hand.
+    wq, bq = (keras.ops.convert_to_numpy(v).astype(np.float64) for v in mha._query_dense.weights)
+    query = np.einsum("btc,chd->bthd", x.astype(np.float64), wq) + bq
+    np.testing.assert_allclose(result["mha/query"][0].std, query.std(), rtol=RTOL)
+    # The output projection's output is the model's output.
+    y = keras.ops.convert_to_numpy(model(x)).astype(np.float64)
+    np.testing.assert_allclose(result["mha/output"][0].std, y.std(), rtol=RTOL)
+    assert all(row.grad_norm > 0 for row in result)
+
+
+def test_bidirectional_forward_half_is_the_forward_layers_output():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 7, 3)).astype("float32")
+    inputs = keras.Input((7, 3))
+    bi = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True), name="bi")
+    model = keras.Model(inputs, bi(inputs))
+    result = diagnose(model, x)
+    forward = bi.forward_layer.name
+    assert [row.weight for row in result] == ["kernel", "recurrent_kernel"] * 2
+    assert result.layers[0].name == f"bi/{forward}/kernel"
+    y = keras.ops.convert_to_numpy(model(x)).astype(np.float64)
+    # Concatenation mode: the first 4 units of the output are the forward LSTM's.
+    for row in result[f"bi/{forward}/kernel"] + result[f"bi/{forward}/recurrent_kernel"]:
+        np.testing.assert_allclose(row.std, y[..., :4].std(), rtol=RTOL)
+    assert all(math.isfinite(row.grad_norm) and row.grad_norm > 0 for row in result)
+
+
+def mixed_model() -> keras.Model:
+    """One of each layer form the walk knows, nested and wrapped."""
+    keras.utils.set_random_seed(0)
+    inner_in = keras.Input((8, 8, 4))
+    h = keras.layers.SeparableConv2D(8, 3, padding="same", activation="relu")(inner_in)
+    h = keras.layers.Conv2D(8, 3, padding="same", groups=4)(h)
+    h = keras.layers.DepthwiseConv2D(3, padding="same")(h)
+    inner = keras.Model(inner_in, keras.layers.Conv2DTranspose(4, 3, padding="same")(h))
+    image = keras.Input((8, 8, 4), name="image")
+    tokens = keras.Input((6,), dtype="int32", name="tokens")
+    a = keras.layers.GlobalAveragePooling2D()(inner(image))
+    t = keras.layers.Embedding(50, 4)(tokens)
+    t = keras.layers.MultiHeadAttention(num_heads=2, key_dim=2)(t, t)
+    t = keras.layers.TimeDistributed(keras.layers.Dense(4))(t)
+    t = keras.layers.Bidirectional(keras.layers.GRU(3))(t)
+    merged = keras.layers.Concatenate()([a, TwoDense()(t)])
+    return keras.Model([image, tokens], keras.layers.Dense(3, activation="softmax")(merged))
+
+
+def mixed_batch(n: int = 16):
+    rng = np.random.default_rng(6)
+    return [
+        rng.normal(size=(n, 8, 8, 4)).astype("float32"),
+        rng.integers(0, 50, size=(n, 6)).astype("int32"),
+    ]
+
+
+@pytest.mark.slow  # on JAX, initialize compiles one random kernel per shape
+def test_covers_every_kernel_initialize_touches():
+    from collections import Counter
+
+    model = mixed_model()
+    report = kwi.initialize(model, seed=0)
+    result = diagnose(model, mixed_batch())
+    touched = Counter((r.layer, r.weight) for r in report)
+    seen = Counter((row.layer, row.weight) for row in result)
+    # separable 2 + grouped 1 + depthwise 1 + transposed 1 + embedding 1 +
+    # attention 4 + time-distributed 1 + bidirectional GRU 2·2 + block 2 + head 1
+    assert len(report) == 18 and seen == touched
+    for row in result:
+        assert all(math.isfinite(v) for v in (row.mean, row.std, row.grad_norm, row.weight_norm))
+    assert not result.not_called
+
+
+def test_rows_follow_the_forward_pass():
+    # A subclassed model whose layers are assigned in the reverse of the
+    # order it calls them: the rows follow the calls.
+    class Reversed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.second = keras.layers.Dense(2, name="second")
+            self.first = keras.layers.Dense(5, name="first")
+            self.unused = keras.layers.Dense(7, name="unused")
+
+        def build(self, input_shape):
+            self.first.build(input_shape)
+            self.second.build((None, 5))
+            self.unused.build(input_shape)
+
+        def call(self, x):
+            return self.second(self.first(x))
+
+    model = Reversed()
+    model(X)
+    result = diagnose(model, X)
+    assert [row.name for row in result] == ["first", "second"]
+    assert result.not_called == ("unused",)
+    assert "not called on this batch: unused" in result.table()
+    with pytest.raises(ValueError, match="`layers`.*unused"):
+        diagnose(model, X, layers=["unused"])
+
+
+# -- the loss without targets -----------------------------------------------------
+
+
+def test_softmax_output_gets_cross_entropy_against_seeded_labels():
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(5, activation="relu", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="out")(hidden))
+    model.layers[1].set_weights([W1, B1])
+    model.layers[2].set_weights([W2, B2])
+    result = diagnose(model, X)
+    assert result.loss_name == "cross-entropy against seeded random labels"
+    assert "(cross-entropy against seeded random labels)" in result.table().splitlines()[-1]
+    # By hand: labels from default_rng(0) (the documented rule), CE = -mean
+    # log p[label], dL/dz = (p - onehot) / n for the logits z.
+    labels = np.random.default_rng(0).integers(0, 2, size=16)
+    x, w1, b1, w2, b2 = (a.astype(np.float64) for a in (X, W1, B1, W2, B2))
+    z1 = x @ w1 + b1
+    h1 = np.maximum(z1, 0.0)
+    z = h1 @ w2 + b2
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    onehot = np.eye(2)[labels]
+    dz = (p - onehot) / 16
+    dw1 = x.T @ ((dz @ w2.T) * (z1 > 0))
+    np.testing.assert_allclose(result.loss, -np.mean(np.log(p[np.arange(16), labels])), rtol=RTOL)
+    np.testing.assert_allclose(result.layers[1].grad_norm, np.linalg.norm(h1.T @ dz), rtol=RTOL)
+    np.testing.assert_allclose(result.layers[0].grad_norm, np.linalg.norm(dw1), rtol=RTOL)
+    np.testing.assert_allclose(result.layers[1].std, p.std(), rtol=RTOL)
+
+
+def test_sigmoid_output_gets_binary_cross_entropy():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="sigmoid")(inputs))
+    model.layers[1].set_weights([W2[:3], B2])
+    result = diagnose(model, X)
+    labels = np.random.default_rng(0).integers(0, 2, size=(16, 2))
+    p = 1.0 / (1.0 + np.exp(-(X.astype(np.float64) @ W2[:3] + B2)))
+    expected = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+    assert result.loss_name == "cross-entropy against seeded random labels"
+    np.testing.assert_allclose(result.loss, expected, rtol=RTOL)
+
+
+def test_a_healthy_classifier_is_not_flagged():
+    # He-initialized ReLU MLP ending in a softmax over 10 classes. With
+    # mean(y²) of the probabilities the gradient is nearly flat (the
+    # probabilities sum to 1): the first layer was flagged "vanishing
+    # gradient" (measured with mean(y²) on this model and seed).
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((32,))]
+        + [keras.layers.Dense(32, activation="relu") for _ in range(6)]
+        + [keras.layers.Dense(10, activation="softmax")]
+    )
+    kwi.initialize(model, seed=0)
+    x = np.random.default_rng(0).normal(size=(64, 32)).astype("float32")
+    result = diagnose(model, x)
+    assert result.loss_name == "cross-entropy against seeded random labels"
+    assert result.ok, result.table()
+
+
+def test_lookup_rows_and_dict():
+    result = diagnose(two_layer_model(), X)
+    assert result[0] is result.layers[0] and result[-1] is result.layers[-1]
+    assert result["out"] == [result.layers[1]]
+    assert len(result) == 2 and list(result) == list(result.layers)
+    rows = result.rows()
+    assert rows[0]["name"] == "hidden"
+    np.testing.assert_allclose(rows[1]["relative_grad"], result.layers[1].relative_grad)
+    assert result.to_dict()["loss_name"] == "mean(y²)"
+    with pytest.raises(IndexError, match="2 rows"):
+        result[2]
+    with pytest.raises(KeyError, match="hidden, out"):
+        result["nope"]
+    with pytest.raises(TypeError, match="position"):
+        result[1.0]
+
+
+# -- bad arguments (each names the argument and what it received) -----------------
+
+
+def _generator():
+    yield X
+
+
+def _bad_cases():
+    nan = X.copy()
+    nan[3, 1] = np.nan
+    inf = X.copy()
+    inf[0, 0] = -np.inf
+    cases = [
+        ("data", dict(data=nan), ValueError, "NaN or infinite"),
+        ("data", dict(data=inf), ValueError, "NaN or infinite"),
+        ("data", dict(data=X[:0]), ValueError, r"non-empty.*\(0, 3\)"),
+        ("data", dict(data=None), TypeError, "data=None"),
+        ("data", dict(data="some text"), TypeError, "some text"),
+        ("data", dict(data=np.array([["a", "b", "c"]] * 4)), TypeError, "dtype <U1"),
+        ("data", dict(data=X.astype(np.complex64)), TypeError, "complex64"),
+        ("data", dict(data=np.float32(1.0)), ValueError, r"shape \(\)"),
+        ("data", dict(data=_generator()), TypeError, "generator"),
+        ("data", dict(data=X[:, :2]), ValueError, r"\(16, 2\)"),
+        ("data", dict(data=[X, X]), ValueError, "1 input"),
+        ("data", dict(data={"a": X}), ValueError, "input names"),
+        ("targets", dict(targets=T[:, :1].repeat(3, axis=1)), ValueError, r"\(16, 3\)"),
+        ("targets", dict(targets=T[:8]), ValueError, "8 example"),
+        ("targets", dict(targets=[T, T]), ValueError, "2 array"),
+        ("targets", dict(targets=np.full((16, 2), np.nan, "float32")), ValueError, "NaN"),
+        ("targets", dict(targets="labels"), TypeError, "labels"),
+        ("loss", dict(targets=T, loss="no_such_loss"), ValueError, "no_such_loss"),
+        ("layers", dict(layers="hidden"), TypeError, "hidden"),
+        ("layers", dict(layers=[3]), TypeError, "3"),
+        ("layers", dict(layers=[]), ValueError, r"\[\]"),
+        ("layers", dict(layers=["nope"]), ValueError, "nope"),
+        ("thresholds", dict(thresholds=0.5), TypeError, "0.5"),
+    ]
+    return cases
+
+
+@pytest.mark.parametrize(
+    "argument, kwargs, error, received",
+    _bad_cases(),
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(_bad_cases())],
+)
+def test_bad_arguments_are_named(argument, kwargs, error, received):
+    call = {"data": X, **kwargs}
+    with pytest.raises(error, match=f"`{argument}`") as info:
+        diagnose(two_layer_model(), call.pop("data"), **call)
+    message = str(info.value)
+    assert "Received" in message
+    assert re.search(received, message), message
+
+
+def test_a_dataset_is_refused_with_a_hint():
+    tf = pytest.importorskip("tensorflow")
+    dataset = tf.data.Dataset.from_tensor_slices(X).batch(4)
+    with pytest.raises(TypeError, match="`data`.*next\\(iter") as info:
+        diagnose(two_layer_model(), dataset)
+    assert "Dataset" in str(info.value)
+
+
+# -- property: any arguments give a correct result or an error naming one of them --
+
+
+def _data_case(draw, bad: bool):
+    """(data, batch size)."""
+    n = draw(st.integers(1, 6))
+    x = np.random.default_rng(n).normal(size=(n, 3)).astype("float32")
+    if not bad:
+        kind = draw(st.sampled_from(["array", "list", "float64"]))
+        return {"array": x, "list": x.tolist(), "float64": x.astype(np.float64)}[kind], n
+    kind = draw(
+        st.sampled_from(
+            [
+                "nan",
+                "inf",
+                "empty",
+                "wide",
+                "scalar",
+                "none",
+                "text",
+                "object",
+                "complex",
+                "generator",
+                "two",
+                "dict",
+            ]
+        )
+    )
+    if kind in ("nan", "inf"):
+        where = draw(st.integers(0, n - 1)), draw(st.integers(0, 2))
+        x[where] = np.nan if kind == "nan" else np.inf
+        return x, n
+    return {
+        "empty": x[:0],
+        "wide": np.ones((n, 4), "float32"),
+        "scalar": np.float32(draw(st.floats(width=32))),
+        "none": None,
+        "text": draw(st.text(max_size=5)),
+        "object": np.array([object()] * n),
+        "complex": x.astype(np.complex64),
+        "generator": (row for row in x),
+        "two": [x, x],
+        "dict": {"x": x},
+    }[kind], n
+
+
+def _targets_case(draw, n: int, bad: bool):
+    """(targets, loss)."""
+    t = np.random.default_rng(n + 1).normal(size=(n, 2)).astype("float32")
+    if not bad:
+        return draw(
+            st.sampled_from(
+                [
+                    (None, None),
+                    (t, None),
+                    (t, "mean_absolute_error"),
+                    # class indices of shape (n,)
+                    (np.zeros((n,), "int32"), "sparse_categorical_crossentropy"),
+                ]
+            )
+        )
+    return draw(
+        st.sampled_from(
+            [
+                (np.ones((n, 3), "float32"), None),
+                (np.ones((n + 1, 2), "float32"), None),
+                (np.full((n, 2), np.nan, "float32"), None),
+                ("labels", None),
+                ([t, t], None),
+            ]
+        )
+    )
+
+
+STRAY_LAYER = keras.layers.Dense(2, name="stray")  # not in the model
+
+
+@st.composite
+def diagnose_arguments(draw):
+    """Arguments with at most one of them bad, and which one."""
+    bad = draw(st.sampled_from([None, "data", "targets", "loss", "layers", "thresholds"]))
+    data, n = _data_case(draw, bad == "data")
+    targets, loss = _targets_case(draw, n, bad == "targets")
+    if bad == "loss":
+        targets, loss = draw(st.sampled_from([(None, "mse"), (targets, "bogus_loss")]))
+    good_layers = [None, ["out"], ["out", "hidden"]]
+    bad_layers = ["hidden", ["nope"], [0], [], [STRAY_LAYER]]
+    layers = draw(st.sampled_from(bad_layers if bad == "layers" else good_layers))
+    if bad == "thresholds":
+        thresholds = draw(st.sampled_from([{"signal_low": 0.1}, 0.5, "default"]))
+    else:
+        low = draw(st.floats(min_value=1e-6, max_value=0.5))
+        thresholds = draw(st.sampled_from([None, Thresholds(signal_low=low)]))
+    kwargs = dict(data=data, targets=targets, loss=loss, layers=layers, thresholds=thresholds)
+    return kwargs, bad
+
+
+PROPERTY_MODEL = two_layer_model()
+
+
+@settings(
+    max_examples=12 if keras.backend.backend() == "jax" else 30,  # JAX compiles each batch size
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(diagnose_arguments())
+def test_any_arguments_give_a_result_or_name_the_bad_one(case):
+    kwargs, bad = case
+    data = kwargs.pop("data")
+    try:
+        result = diagnose(PROPERTY_MODEL, data, **kwargs)
+    except (ValueError, TypeError) as error:
+        assert bad, f"valid arguments refused: {error}"
+        assert f"`{bad}`" in str(error) and "Received" in str(error), f"bad {bad}: {error}"
+        return
+    assert bad is None, f"bad {bad} accepted"
+    expected = kwargs["layers"] or ["hidden", "out"]
+    assert [row.name for row in result] == expected
+    for row in result:
+        assert all(math.isfinite(v) for v in (row.mean, row.std, row.grad_norm, row.weight_norm))
+    assert math.isfinite(result.loss)
