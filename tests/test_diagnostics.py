@@ -219,13 +219,3 @@ def test_bad_input():
     no_kernel = keras.Sequential([keras.Input((3,)), keras.layers.ReLU()])
     with pytest.raises(ValueError, match="no layer with a kernel"):
         diagnose(no_kernel, X)
-
-
-def test_docstring_examples():
-    import doctest
-
-    import keras_weightinit.diagnostics as module
-
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
-    assert result.attempted > 0
-    assert result.failed == 0
