@@ -33,12 +33,14 @@ def _fence(body: str, lang: str) -> str:
 def render(path: Path) -> tuple[str, dict[str, bytes]]:
     """Returns the page's markdown and its images (file name -> PNG bytes)."""
     book = json.loads(path.read_text(encoding="utf-8"))
-    parts = [f"[Download the notebook]({path.name}){{: download }}\n"]
+    parts = []
     images: dict[str, bytes] = {}
     for index, cell in enumerate(book["cells"]):
         source = _text(cell["source"])
         if cell["cell_type"] == "markdown":
             parts.append(source + "\n")
+            if index == 0:  # the title and the opening prose
+                parts.append(f"[Download the notebook]({path.name}){{: download }}\n")
             continue
         if cell["cell_type"] != "code":
             continue
