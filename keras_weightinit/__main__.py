@@ -1,13 +1,13 @@
-"""`python -m keras_weightinit`: the `keras-weightinit` command."""
+"""`python -m keras_weightinit`: the `keras-weightinit` command.
 
-import os
+Python imports the package (and so Keras and its backend) before this
+module runs, so nothing here can quiet TensorFlow's start-up lines; the
+`keras-weightinit` console script does (see `keras_weightinit_cli`).
+"""
+
 import sys
 
-# TensorFlow's C++ start-up messages are noise on a terminal; set before
-# Keras imports its backend.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from keras_weightinit.cli import main  # noqa: E402
+from keras_weightinit.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,8 +14,8 @@ from keras_weightinit import activations as A
 from keras_weightinit.activations import is_activation_layer, resolve_activation
 from tests.helpers import to_numpy
 
-# The family each Keras activation calls for, written from issue 3 and SPEC.md
-# §2 (not from the module under test): saturating ones and the identity ->
+# The family each Keras activation calls for, written from the technique's
+# rules (docs/activations.md), not from the module under test: saturating ones and the identity ->
 # Glorot, rectifiers and smooth rectifiers -> He, selu -> LeCun. The choices
 # the spec leaves open are decided in keras_weightinit.activations.NOTES.
 EXPECTED_FAMILY = {

@@ -225,16 +225,6 @@ def test_bad_input():
         diagnose(no_kernel, X)
 
 
-def test_docstring_examples():
-    import doctest
-
-    import keras_weightinit.diagnostics as module
-
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
-    assert result.attempted > 0
-    assert result.failed == 0
-
-
 # -- one walk: what initialize sees, diagnose sees ------------------------------
 
 

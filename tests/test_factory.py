@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import functools
 import json
 import math
@@ -13,7 +12,7 @@ import pytest
 
 import keras_weightinit as kwi
 from keras_weightinit import activations as A
-from keras_weightinit import factory, for_activation, gains
+from keras_weightinit import for_activation, gains
 from tests.helpers import check_ok, run_python, to_numpy
 from tests.test_activations import EXPECTED_FAMILY
 
@@ -21,7 +20,8 @@ FAN_IN, FAN_OUT = 1000, 500
 SHAPE = (FAN_IN, FAN_OUT)
 N = FAN_IN * FAN_OUT
 
-# The variance each family draws for SHAPE, from SPEC.md §1's formulas.
+# The variance each family draws for SHAPE, from the three rules' formulas
+# (docs/initializers.md).
 FAMILY_VARIANCE = {
     "glorot": 2.0 / (FAN_IN + FAN_OUT),
     "lecun": 1.0 / FAN_IN,
@@ -145,7 +145,7 @@ def test_gain_fixed_point_stores_the_scale():
     init = for_activation("gelu", gain="fixed_point", seed=0)
     assert type(init) is kwi.VarianceScalingCustom
     config = init.get_config()
-    assert config["scale"] == pytest.approx(2.1551, rel=1e-3)  # SPEC.md §2
+    assert config["scale"] == pytest.approx(2.1551, rel=1e-3)  # gains table, docs/activations.md
     assert config["scale"] == gains.gain("gelu", "fixed_point") ** 2
     assert config["mode"] == "fan_in"
     check_draw(init, config["scale"] / FAN_IN, "normal")
@@ -153,7 +153,7 @@ def test_gain_fixed_point_stores_the_scale():
 
 def test_gain_second_moment_and_number():
     init = for_activation("silu", "uniform", gain="second_moment")
-    assert init.scale == pytest.approx(2.8108, rel=1e-3)  # SPEC.md §2
+    assert init.scale == pytest.approx(2.8108, rel=1e-3)  # gains table, docs/activations.md
     check_draw(init, init.scale / FAN_IN, "uniform")
     # PyTorch's 5/3 for tanh, on request.
     tanh = for_activation("tanh", gain=5 / 3, seed=1)
@@ -293,25 +293,3 @@ def test_saved_model_reloads_in_a_fresh_process(tmp_path):
     assert result["silu_fixed_point"]["scale"] == repr(silu_scale)
     assert result["silu_fixed_point"]["config"]["config"]["scale"] == silu_scale
     assert result["tanh_5_3"]["config"]["config"]["scale"] == (5 / 3) ** 2
-
-
-# -- the documentation runs --------------------------------------------------------------
-
-
-@pytest.mark.parametrize("module", [A, gains, factory], ids=lambda m: m.__name__)
-def test_docstring_examples(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
-    assert result.attempted > 0
-    assert result.failed == 0
-
-
-def test_readme_documents_every_activation():
-    from pathlib import Path
-
-    readme = Path(__file__).resolve().parents[1] / "README.md"
-    if not readme.exists():
-        pytest.skip("README.md is not beside the tests")
-    text = readme.read_text(encoding="utf-8")
-    section = text.split("## Activations, the factory and gains", 1)[1].split("\n## ", 1)[0]
-    for name in EXPECTED_FAMILY:
-        assert f"`{name}`" in section, name

@@ -1,4 +1,4 @@
-"""gain(): closed forms, SPEC.md §2's figures, an independent quadrature, errors."""
+"""gain(): closed forms, the documented gains table, an independent quadrature, errors."""
 
 from __future__ import annotations
 
@@ -80,10 +80,11 @@ def test_closed_forms_agree_with_quadrature():
         assert gain(name, "fixed_point") == pytest.approx(fixed, rel=REF_RTOL)
 
 
-# -- SPEC.md §2's table, to 1e-3 relative -------------------------------------------
+# -- the gains table of docs/activations.md, to 1e-3 relative -----------------------
 
-# (activation, 1/E[f²], fixed-point scale σ*² or None), copied from SPEC.md §2.
-SPEC_TABLE = [
+# (activation, 1/E[f²], fixed-point scale σ*² or None), copied from
+# that table.
+GAINS_TABLE = [
     ("linear", 1.0, 1.0),
     ("relu", 2.0, 2.0),
     ("leaky_relu", 1.9231, 1.9231),  # a = 0.2, the function's default
@@ -101,9 +102,9 @@ SPEC_TABLE = [
 ]
 
 
-@pytest.mark.parametrize("activation,second_scale,fixed_scale", SPEC_TABLE, ids=str)
-def test_spec_table(activation, second_scale, fixed_scale):
-    # scale = gain²; the spec gives 4-5 significant figures, hence 1e-3.
+@pytest.mark.parametrize("activation,second_scale,fixed_scale", GAINS_TABLE, ids=str)
+def test_gains_table(activation, second_scale, fixed_scale):
+    # scale = gain²; the table gives 4-5 significant figures, hence 1e-3.
     assert gain(activation, "second_moment") ** 2 == pytest.approx(second_scale, rel=1e-3)
     if fixed_scale is None:
         with pytest.raises(ValueError, match="no fixed-point gain"):
@@ -195,9 +196,9 @@ def test_depth_stability_claims():
 def deep_mlp_pre_activations(act, scale: float, seed: int = 0) -> np.ndarray:
     """Per-sample mean square of the layer-50 pre-activations of a random MLP.
 
-    SPEC.md §2's setting: 50 layers of width 256, batch 512, weights
-    N(0, scale / 256), no bias; NumPy float64 and the activations written out
-    here, independent of the library.
+    The setting of docs/activations.md ("Why GELU and SiLU ..."): 50 layers
+    of width 256, batch 512, weights N(0, scale / 256), no bias; NumPy float64
+    and the activations written out here, independent of the library.
     """
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((512, 256))
@@ -216,8 +217,8 @@ def test_deep_mlp_shows_which_gains_hold():
     elu = lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))  # noqa: E731
     # Thresholds are orders of magnitude from the measured values at this
     # seed (and at seeds 1, 2), because the effects are exponential in depth:
-    # gelu under He: median std ~5e-6 (SPEC: 1e-5..1e-7); under its
-    # second-moment gain ~90 (SPEC: 1e2..1e4); under its fixed-point gain the
+    # gelu under He: median std ~5e-6 (documented: 4e-7 to 1e-5 over seeds 0-2); under its
+    # second-moment gain ~90 (documented: 40 to 110); under its fixed-point gain the
     # samples split apart (max/min mean square ~1e13: the fixed point repels);
     # elu at its fixed point: median std ~1.2-1.6 (σ* = 1.278), spread < 4;
     # relu under He: median std 1-2.5, spread < 11 (finite-width noise only).

@@ -580,7 +580,8 @@ def test_report_prints_and_checks():
 def test_gain_option_reaches_the_factory_and_the_config():
     model = _model((400,), L.Dense(100, activation="gelu", name="g"))
     row = kwi.initialize(model, seed=0, gain="fixed_point")["g"][0]
-    expected_scale = kwi.for_activation("gelu", gain="fixed_point").scale  # 2.1551 (SPEC §2)
+    # 2.1551, the gains table of docs/activations.md
+    expected_scale = kwi.for_activation("gelu", gain="fixed_point").scale
     assert row.scale == pytest.approx(expected_scale)
     assert model.get_layer("g").kernel_initializer.get_config()["scale"] == row.scale
     k = to_numpy(model.get_layer("g").kernel)
