@@ -43,10 +43,11 @@ see ``keras_weightinit._training``). The JAX backend is the fastest for these
 tiny MLPs on a CPU.
 
 ``--study output`` measures instead what the logits layer's initializer does
-under the package's own choices: the hidden layers as ``for_activation`` /
-``initialize`` / LSUV give them, the logits kernel re-drawn as Glorot (what
-the package gives a linear layer), LeCun, a small scale (LeCun x 0.1 in
-std) or zeros.
+under the package's own choices: the model as ``for_activation`` or LSUV
+gives it (``as_is``: Glorot logits for the factory, logits rescaled to unit
+variance for LSUV), then its logits kernel re-drawn as LeCun, a small scale
+(LeCun x 0.1 in std) or zeros; each variant is compared with ``as_is``,
+paired by seed.
 
 Run: ``KERAS_BACKEND=jax python benchmarks/training.py --json training.json``
 (``--help`` for sizes, seeds and cells; ``--quick`` for a smoke run).
@@ -65,6 +66,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -89,7 +92,8 @@ FIXED = (
 )
 OURS = ("for_activation", "initialize", "moments", "lsuv")
 LSUV_BATCH = 256
-OUTPUT_VARIANTS = ("glorot", "lecun", "small", "zeros")
+OUTPUT_VARIANTS = ("as_is", "lecun", "small", "zeros")
+OUTPUT_BASES = ("for_activation", "lsuv")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,14 +158,15 @@ def recipes(with_moments: bool) -> dict[str, Recipe]:
 
 
 def output_study_recipes(with_moments: bool) -> dict[str, Recipe]:
-    """The package's choices with the logits kernel re-drawn four ways."""
+    """The package's choices, their logits kernel as given or re-drawn three ways."""
     base = recipes(with_moments)
     out = {}
-    for name in ("for_activation", "initialize", "lsuv"):
+    for name in OUTPUT_BASES:
         for variant in OUTPUT_VARIANTS:
-            r = base[name]
             out[f"{name}+{variant}"] = dataclasses.replace(
-                r, name=f"{name}+{variant}", output=variant
+                base[name],
+                name=f"{name}+{variant}",
+                output=None if variant == "as_is" else variant,
             )
     return out
 
@@ -169,22 +174,30 @@ def output_study_recipes(with_moments: bool) -> dict[str, Recipe]:
 def _redraw_logits(model, variant: str, seed: int) -> None:
     import keras
 
-    from keras_weightinit import (
-        GlorotNormalCustom,
-        LecunNormalCustom,
-        VarianceScalingCustom,
-    )
+    from keras_weightinit import LecunNormalCustom, VarianceScalingCustom
 
     kernel = model.get_layer("logits").kernel
     shape = tuple(kernel.shape)
     init = {
-        "glorot": GlorotNormalCustom(seed=seed),
         "lecun": LecunNormalCustom(seed=seed),
         # std 0.1 / sqrt(fan_in): logits start ten times smaller than LeCun's
         "small": VarianceScalingCustom(scale=0.01, mode="fan_in", seed=seed),
         "zeros": keras.initializers.Zeros(),
     }[variant]
     kernel.assign(init(shape, dtype=kernel.dtype))
+
+
+def start_signal(model, batch) -> dict[str, float]:
+    """Std of the logits' input and of the logits on `batch`, before training."""
+    import keras
+
+    logits = model.get_layer("logits")
+    features = keras.Model(model.inputs, logits.input)(batch)
+    out = logits(features)
+    return {
+        "features_std": float(keras.ops.convert_to_numpy(keras.ops.std(features))),
+        "logits_std": float(keras.ops.convert_to_numpy(keras.ops.std(out))),
+    }
 
 
 def build(recipe: Recipe, cell: str, depth: int, width: int, seed: int, batch):
@@ -230,12 +243,14 @@ def verdicts(accs: dict[str, list[float]], fixed, ours) -> dict[str, Any]:
     return out
 
 
-def sentence(cell_key: str, summaries: dict[str, dict], verdict: dict) -> str:
+def sentence(
+    cell_key: str, summaries: dict[str, dict], verdict: dict, lead: str = "best of the baselines"
+) -> str:
     """One sentence on a cell, computed from its runs."""
     best = verdict["best_fixed"]
     b = summaries[best]
     parts = [
-        f"{cell_key}: best of the baselines {best} "
+        f"{cell_key}: {lead} {best} "
         f"({b['mean']:.1%} [{b['ci_low']:.1%}, {b['ci_high']:.1%}], "
         f"{b['diverged']}/{b['n']} diverged)"
     ]
@@ -271,6 +286,7 @@ def print_tables(record: dict) -> None:
             "worst",
             "diverged",
             "loss, epoch 1",
+            "logits std, start",
         ):
             table.add_column(column, justify="left" if column == "initializer" else "right")
         best = cell.get("verdict", {}).get("best_fixed")
@@ -285,6 +301,7 @@ def print_tables(record: dict) -> None:
                 "nan/inf"
                 if not math.isfinite(row["first_epoch_loss"])
                 else f"{row['first_epoch_loss']:.3f}",
+                f"{row['logits_std']:.3g}" if "logits_std" in row else "",
             )
         console.print(table)
         if cell.get("sentence"):
@@ -316,14 +333,24 @@ def parse_args(argv=None):
         help="initializers: every row (default); output: the logits layer's "
         "initializer under the package's own choices",
     )
-    p.add_argument("--quick", action="store_true", help="tiny sizes, 2 seeds, 2 epochs")
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=None,
+        help="train on the first N digits of each seed's training split (default: all 1347)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 2 seeds, depth 4, width 8, 1 epoch on 256 digits",
+    )
     p.add_argument("--json", type=Path, help="write the record here")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     if args.quick:
-        args.seeds, args.depth, args.width, args.epochs = 2, 4, 16, 2
-    for name in ("seeds", "depth", "width", "epochs", "batch_size"):
-        if getattr(args, name) < 1:
+        args.seeds, args.depth, args.width, args.epochs, args.train_size = 2, 4, 8, 1, 256
+    for name in ("seeds", "depth", "width", "epochs", "batch_size", "train_size"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be a positive integer")
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     for c in cells:
@@ -377,6 +404,7 @@ def main(argv=None) -> int:
             "width": args.width,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
+            "train_size": args.train_size,
             "lsuv_batch": LSUV_BATCH,
             "chance_ceiling": training.CHANCE_CEILING,
         },
@@ -414,6 +442,8 @@ def main(argv=None) -> int:
     done = 0
     for seed in seeds:
         data = training.load_digits_split(seed)
+        if args.train_size is not None:
+            data = (data[0][: args.train_size], data[1][: args.train_size], *data[2:])
         batch = data[0][:LSUV_BATCH]
         for key in args.cells:
             cell, _, opt = key.rpartition("-")
@@ -431,10 +461,16 @@ def main(argv=None) -> int:
             for name, recipe in rows.items():
                 t0 = time.perf_counter()
                 model = build(recipe, cell, args.depth, args.width, seed, batch)
+                start_std = start_signal(model, batch)
                 run = trainers[key].run(
                     model, data, epochs=args.epochs, batch_size=args.batch_size, seed=seed
                 )
-                entry = {"seed": seed, **run.to_dict(), "seconds": time.perf_counter() - t0}
+                entry = {
+                    "seed": seed,
+                    **run.to_dict(),
+                    **start_std,
+                    "seconds": time.perf_counter() - t0,
+                }
                 record["cells"][key]["runs"][name].append(entry)
                 runs[key][name].append(run)
                 done += 1
@@ -466,15 +502,21 @@ def _summarize_cell(cell: dict, runs: dict[str, list], study: str) -> None:
 
     cell["seeds"] = len(next(iter(runs.values())))
     cell["summary"] = {name: summarize(r) for name, r in runs.items()}
+    for name, entries in cell["runs"].items():
+        for key in ("features_std", "logits_std"):
+            values = [e[key] for e in entries if key in e]
+            if values:
+                cell["summary"][name][key] = float(np.median(values))
     accs = {name: [r.test_accuracy for r in rs] for name, rs in runs.items()}
     if study == "output":
-        # Each variant against the same hidden scheme with Glorot logits.
+        # Each variant against the same scheme with its logits as given.
         cell["verdict"] = {}
-        for base in ("for_activation", "initialize", "lsuv"):
+        for base in OUTPUT_BASES:
             names = [n for n in runs if n.startswith(base + "+")]
-            cell["verdict"][base] = verdicts(accs, (f"{base}+glorot",), names[1:])
+            cell["verdict"][base] = verdicts(accs, (f"{base}+as_is",), names[1:])
         cell["sentence"] = " ".join(
-            sentence(base, cell["summary"], v) for base, v in cell["verdict"].items()
+            sentence(base, cell["summary"], v, lead="as given")
+            for base, v in cell["verdict"].items()
         )
     else:
         cell["verdict"] = verdicts(accs, FIXED, OURS)
