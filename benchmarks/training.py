@@ -309,6 +309,26 @@ def print_tables(record: dict) -> None:
         console.print()
 
 
+def markdown(record: dict) -> str:
+    """The record's tables and sentences as Markdown (for the docs)."""
+    lines = []
+    for key, cell in record["cells"].items():
+        lines += [f"**{key}**: {cell['description']}, {cell['seeds']} seeds", ""]
+        lines += [
+            "| initializer | mean [95% CI] | median | worst | diverged | loss, epoch 1 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for name, row in cell["summary"].items():
+            first = row["first_epoch_loss"]
+            lines.append(
+                f"| {name} | {row['mean']:.1%} [{row['ci_low']:.1%}, {row['ci_high']:.1%}] "
+                f"| {row['median']:.1%} | {row['min']:.1%} | {row['diverged_share']:.0%} "
+                f"| {f'{first:.3f}' if math.isfinite(first) else 'nan/inf'} |"
+            )
+        lines += ["", cell.get("sentence", ""), ""]
+    return "\n".join(lines)
+
+
 # -- main ------------------------------------------------------------------------
 
 
@@ -345,6 +365,12 @@ def parse_args(argv=None):
         help="a smoke run: 2 seeds, depth 4, width 8, 1 epoch on 256 digits",
     )
     p.add_argument("--json", type=Path, help="write the record here")
+    p.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="train nothing: print the tables of a record written by --json, and Markdown",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     if args.quick:
@@ -366,6 +392,23 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.render is not None:
+        record = json.loads(args.render.read_text())
+        from keras_weightinit._training import Run
+
+        epochs = record["settings"]["epochs"]
+        for cell in record["cells"].values():  # summarized again by this code
+            runs = {
+                name: [
+                    Run(e["test_accuracy"], e["test_loss"], e["loss_curve"], epochs)
+                    for e in entries
+                ]
+                for name, entries in cell["runs"].items()
+            }
+            _summarize_cell(cell, runs, record["study"])
+        print_tables(record)
+        print(markdown(record))
+        return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 

@@ -242,7 +242,7 @@ def summarize(runs: Sequence[Run], confidence: float = 0.95) -> dict[str, Any]:
     """Mean test accuracy with a t interval, median, range, divergences.
 
     The interval is Student's t on the runs' accuracies (the seeds are
-    independent draws); with one run it is NaN. `first_epoch_loss` is the
+    independent draws), clipped to [0, 1]; with one run it is NaN. `first_epoch_loss` is the
     median over runs (a diverged run's is inf/NaN, which a mean would
     spread to the whole cell).
     """
@@ -260,8 +260,10 @@ def summarize(runs: Sequence[Run], confidence: float = 0.95) -> dict[str, Any]:
     return {
         "n": n,
         "mean": mean,
-        "ci_low": mean - half,
-        "ci_high": mean + half,
+        # An accuracy lies in [0, 1]; the t interval of a cell with a few
+        # diverged runs (a two-humped sample) can reach past it.
+        "ci_low": max(mean - half, 0.0),
+        "ci_high": min(mean + half, 1.0),
         "median": float(np.median(acc)),
         "min": float(acc.min()),
         "max": float(acc.max()),
