@@ -192,6 +192,7 @@ class Trainer:
         self.model.compile(optimizer=optimizer, loss=self.loss)
         optimizer.build(self.model.trainable_variables)
         self._optimizer_start = [np.array(v.numpy()) for v in optimizer.variables]
+        self._warm = False
 
     def run(
         self,
@@ -204,6 +205,13 @@ class Trainer:
         on_epoch: Callable[[int, float], None] | None = None,
     ) -> Run:
         x_train, y_train, x_test, y_test = data
+        if not self._warm:
+            # Keras's first `fit` on a model trains differently from the
+            # later ones (measured on JAX: the same seed and weights give a
+            # different loss on the first call only); one throwaway epoch
+            # makes every run a later one.
+            self._warm = True
+            self.model.fit(**_batches(x_train, y_train, batch_size, seed), epochs=1, verbose=0)
         self.model.set_weights(model.get_weights())
         for variable, value in zip(self.model.optimizer.variables, self._optimizer_start):
             variable.assign(value)
