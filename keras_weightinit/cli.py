@@ -5,8 +5,9 @@ Run `keras-weightinit --help` (or `python -m keras_weightinit --help`).
 - `keras-weightinit compare`: a deep MLP, once per initializer; each
   layer's output std and kernel gradient norm side by side, and a PNG plot.
 - `keras-weightinit train`: the same MLP trained for a few epochs on
-  scikit-learn's bundled digits (no download), once per initializer; test
-  accuracy and final loss side by side, and a PNG plot.
+  scikit-learn's bundled digits (no download), at several seeds per
+  initializer (3 by default); the median and range of the test accuracy,
+  the runs that diverged, and a PNG plot of the spread.
 - `keras-weightinit` alone: a short demo of both (about a minute on two
   CPU cores).
 
@@ -118,23 +119,10 @@ def _describe_factory(activation: str) -> str:
 
 
 def load_digits_split(seed: int = 0):
-    """scikit-learn's bundled 8x8 digits: standardized train/test arrays.
+    """scikit-learn's bundled digits, split at `seed`: see `_training.load_digits_split`."""
+    from keras_weightinit import _training
 
-    75% / 25%, stratified; the scaler is fitted on the training part only.
-    """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=0.25, random_state=seed, stratify=y
-    )
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
-    std[std == 0] = 1.0  # pixels that are always blank
-    x_train = ((x_train - mean) / std).astype("float32")
-    x_test = ((x_test - mean) / std).astype("float32")
-    return x_train, y_train.astype("int32"), x_test, y_test.astype("int32")
+    return _training.load_digits_split(seed)
 
 
 def build_mlp(
@@ -153,20 +141,18 @@ def build_mlp(
     called first, so every candidate starts from the same random state. A
     data-driven candidate is then initialized on `batch`.
     """
+    from keras_weightinit import _training
+
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((n_inputs,), name="pixels")
-    h = inputs
-    for i in range(depth):
-        h = keras.layers.Dense(
-            width,
-            activation=activation,
-            kernel_initializer=candidate.kernel(activation),
-            name=f"hidden_{i + 1}",
-        )(h)
-    outputs = keras.layers.Dense(
-        n_classes, kernel_initializer=candidate.kernel(None), name="logits"
-    )(h)
-    model = keras.Model(inputs, outputs, name=f"mlp_{candidate.name}")
+    model = _training.build_mlp(
+        candidate.kernel,
+        activation,
+        depth,
+        width,
+        n_inputs=n_inputs,
+        n_classes=n_classes,
+        name=f"mlp_{candidate.name}",
+    )
     if candidate.data_driven:
         _lsuv()(model, batch, method="lsuv", seed=seed)
     return model
@@ -328,144 +314,242 @@ def _rows_to_show(n: int, most: int = 24) -> list[int]:
 # -- train ---------------------------------------------------------------------
 
 
-class _EpochLines(keras.callbacks.Callback):
-    def __init__(self, report: Reporter, name: str, epochs: int):
-        super().__init__()
-        self.report, self.name, self.epochs = report, name, epochs
-        self.losses: list[float] = []
+DEFAULT_SEEDS = 3
 
-    def on_train_batch_end(self, batch, logs=None):
-        # Keras's TerminateOnNaN does the same but prints to stdout.
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.model.stop_training = True
 
-    def on_epoch_end(self, epoch, logs=None):
-        loss = float((logs or {}).get("loss", math.nan))
-        self.losses.append(loss)
-        if self.report is not None:
-            self.report.progress(
-                f"    {self.name}: epoch {epoch + 1}/{self.epochs} loss {loss:.4g}"
+def _percent_range(summary: dict[str, Any]) -> str:
+    return f"{summary['min']:.1%}-{summary['max']:.1%}"
+
+
+def _loss_text(value: float) -> str:
+    return f"{value:.3f}" if math.isfinite(value) else "nan"
+
+
+def train_sentence(results: list[dict[str, Any]]) -> str:
+    """What the runs show, in words computed from them (never written in advance).
+
+    Names the initializers with the highest and the lowest median accuracy,
+    says whether their ranges over the seeds are apart (every run of one above
+    every run of the other) or overlap, and counts the runs that diverged.
+    """
+    by_median = sorted(results, key=lambda r: (-r["summary"]["median"], -r["summary"]["mean"]))
+    best, worst = by_median[0], by_median[-1]
+    n = best["summary"]["n"]
+    b, w = best["summary"], worst["summary"]
+    seeds = f"{n} seed{'s' if n != 1 else ''}"
+    if len(results) == 1:
+        text = (
+            f"{best['initializer']}: median {b['median']:.1%} over {seeds} ({_percent_range(b)})."
+        )
+    else:
+        text = (
+            f"Highest median over {seeds}: {best['initializer']} {b['median']:.1%} "
+            f"({_percent_range(b)}); lowest: {worst['initializer']} {w['median']:.1%} "
+            f"({_percent_range(w)})."
+        )
+        if n == 1:
+            text += " One run each says little: single runs differ by tens of points."
+        elif b["min"] > w["max"]:
+            text += f" Every run of {best['initializer']} beat every run of {worst['initializer']}."
+        else:
+            text += (
+                " Their ranges overlap: these seeds do not separate them "
+                "(more with --seeds, or benchmarks/training.py)."
             )
+    diverged = [(r["initializer"], r["summary"]["diverged"]) for r in results]
+    count = sum(k for _, k in diverged)
+    total = sum(r["summary"]["n"] for r in results)
+    if count:
+        names = ", ".join(f"{name} {k}/{n}" for name, k in diverged if k)
+        text += f" {count} of {total} runs diverged (NaN loss or chance accuracy): {names}."
+    else:
+        text += f" No run diverged (of {total})."
+    return text
 
 
 def run_train(args, report: Reporter) -> list[dict[str, Any]]:
-    """Trains the MLP once per initializer; prints a table, writes a PNG."""
-    x_train, y_train, x_test, y_test = load_digits_split(args.seed)
+    """Trains the MLP at `args.seeds` seeds per initializer; prints a table, writes a PNG.
+
+    Seeds `args.seed`, `args.seed + 1`, ...; at each seed every initializer
+    sees the same data split and batch order. Returns one entry per
+    initializer: its runs and their summary (`_training.summarize`).
+    """
+    from keras_weightinit import _training
+
     chosen = [candidates()[name] for name in args.initializers]
+    seeds = list(range(args.seed, args.seed + args.seeds))
     report.progress(
         f"train: {args.depth} x Dense({args.width}, {args.activation}) + Dense(10) "
-        f"on digits ({len(x_train)} train / {len(x_test)} test), SGD lr "
-        f"{args.learning_rate:g} momentum {args.momentum:g}, {args.epochs} epochs, "
-        f"batch {args.batch_size}, {len(chosen)} initializers, "
+        f"on digits, SGD lr {args.learning_rate:g} momentum {args.momentum:g}, "
+        f"{args.epochs} epochs, batch {args.batch_size}, {len(chosen)} initializers "
+        f"x {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
         f"backend {keras.backend.backend()}"
     )
-    rows = []
-    for i, cand in enumerate(chosen, 1):
-        t0 = time.perf_counter()
-        model = build_mlp(
-            cand,
-            args.activation,
-            args.depth,
-            args.width,
-            seed=args.seed,
-            batch=x_train[:256],
-        )
-        model.compile(
-            optimizer=keras.optimizers.SGD(args.learning_rate, momentum=args.momentum),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
-        lines = _EpochLines(report if args.verbose else None, cand.name, args.epochs)
-        model.fit(
-            x_train,
-            y_train,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            verbose=0,
-            callbacks=[lines],
-        )
-        test_loss, test_acc = model.evaluate(x_test, y_test, verbose=0)
-        final = lines.losses[-1] if lines.losses else math.nan
-        diverged = not (math.isfinite(final) and math.isfinite(test_loss))
-        row = {
+    keras.utils.set_random_seed(args.seed)
+    trainer = _training.Trainer(
+        _training.build_mlp(lambda act: "glorot_uniform", args.activation, args.depth, args.width),
+        _training.make_optimizer("sgd", args.learning_rate, args.momentum),
+    )
+    runs: dict[str, list[_training.Run]] = {c.name: [] for c in chosen}
+    entries: dict[str, list[dict[str, Any]]] = {c.name: [] for c in chosen}
+    done = 0
+    for seed in seeds:
+        data = load_digits_split(seed)
+        for cand in chosen:
+            t0 = time.perf_counter()
+            model = build_mlp(
+                cand, args.activation, args.depth, args.width, seed=seed, batch=data[0][:256]
+            )
+
+            def epoch_line(epoch, loss, name=cand.name, seed=seed):
+                if args.verbose:
+                    report.progress(
+                        f"    {name} seed {seed}: epoch {epoch + 1}/{args.epochs} loss {loss:.4g}"
+                    )
+
+            run = trainer.run(
+                model,
+                data,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                seed=seed,
+                on_epoch=epoch_line,
+            )
+            seconds = time.perf_counter() - t0
+            runs[cand.name].append(run)
+            entries[cand.name].append({"seed": seed, **run.to_dict(), "seconds": seconds})
+            done += 1
+            status = "DIVERGED" if run.diverged else f"loss {run.final_loss:.4g}"
+            report.progress(
+                f"  {done}/{len(chosen) * len(seeds)} {cand.name} seed {seed}: test "
+                f"accuracy {run.test_accuracy:.1%}, {status} ({seconds:.1f}s)"
+            )
+    results = [
+        {
             "initializer": cand.name,
             "label": cand.label,
-            "test_accuracy": float(test_acc),
-            "final_loss": float(final),
-            "test_loss": float(test_loss),
-            "diverged": diverged,
-            "epochs_run": len(lines.losses),
-            "loss_curve": lines.losses,
-            "seconds": time.perf_counter() - t0,
+            "summary": _training.summarize(runs[cand.name]),
+            "runs": entries[cand.name],
         }
-        rows.append(row)
-        status = "DIVERGED (NaN loss)" if diverged else f"loss {final:.4g}"
-        report.progress(
-            f"  {i}/{len(chosen)} {cand.name}: test accuracy {test_acc:.1%}, "
-            f"{status} ({row['seconds']:.1f}s)"
-        )
+        for cand in chosen
+    ]
 
     order = sorted(
-        range(len(rows)),
-        key=lambda k: (rows[k]["diverged"], -rows[k]["test_accuracy"]),
+        range(len(results)),
+        key=lambda k: (-results[k]["summary"]["median"], -results[k]["summary"]["mean"]),
     )
     rank = {k: r + 1 for r, k in enumerate(order)}
     table = []
-    for k, row in enumerate(rows):
+    for k, result in enumerate(results):
+        s = result["summary"]
+        finals = [r["loss_curve"][-1] if r["loss_curve"] else math.nan for r in result["runs"]]
         table.append(
             [
-                row["initializer"],
-                f"{row['test_accuracy']:.1%}",
-                "nan" if math.isnan(row["final_loss"]) else f"{row['final_loss']:.3f}",
-                "nan" if math.isnan(row["test_loss"]) else f"{row['test_loss']:.3f}",
+                result["initializer"],
+                f"{s['median']:.1%}",
+                _percent_range(s),
+                f"{s['mean']:.1%}",
+                f"{s['diverged']}/{s['n']}",
+                _loss_text(s["first_epoch_loss"]),
+                _loss_text(float(np.median(np.where(np.isfinite(finals), finals, np.inf)))),
                 str(rank[k]),
-                "diverged" if row["diverged"] else "",
             ]
         )
     report.result(
         f"\n{args.depth} x Dense({args.width}, {args.activation}) on digits, "
-        f"{args.epochs} epochs, seed {args.seed} (chance: 10%):"
+        f"{args.epochs} epochs, seeds {', '.join(map(str, seeds))} (chance: 10%):"
     )
     report.result(
-        format_table(["initializer", "test acc", "final loss", "test loss", "rank", ""], table)
+        format_table(
+            [
+                "initializer",
+                "median",
+                "range",
+                "mean",
+                "diverged",
+                "loss ep 1",
+                "final loss",
+                "rank",
+            ],
+            table,
+        )
     )
-    if any(r["initializer"] == "factory" for r in rows):
+    report.result(
+        "median, range and mean: test accuracy over the seeds; diverged: NaN loss or "
+        f"test accuracy <= {_training.CHANCE_CEILING:.0%}; losses: medians over the seeds."
+    )
+    if any(r["initializer"] == "factory" for r in results):
         report.result(f"factory -> {_describe_factory(args.activation)}")
-    report.result(
-        "One run per initializer: accuracies move by several points from seed to "
-        "seed (--seed); gaps of tens of points do not."
-    )
+    report.result(train_sentence(results))
 
     out = _out_dir(args.out)
-    stem = f"train_{args.activation}_depth{args.depth}"
-    png = out / f"{stem}.png"
+    png = out / f"train_{args.activation}_depth{args.depth}.png"
+    fig = _plot_train(results, args)
+    record = {
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "seeds": seeds,
+        "optimizer": {
+            "name": "sgd",
+            "learning_rate": args.learning_rate,
+            "momentum": args.momentum,
+        },
+        "results": results,
+    }
+    json_path = _save(fig, png, "train", args, record)
+    report.result(f"wrote {png}\nwrote {json_path}")
+    return results
+
+
+def _plot_train(results: list[dict[str, Any]], args):
+    """Loss: median over the seeds with a min-max band; accuracy: a box per initializer."""
     plt = _pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
-    for row in rows:
-        epochs = np.arange(1, len(row["loss_curve"]) + 1)
-        ax_loss.plot(epochs, row["loss_curve"], marker="o", markersize=3, label=row["label"])
+    for result in results:
+        curves = [r["loss_curve"] for r in result["runs"]]
+        epochs = np.arange(1, args.epochs + 1)
+        per_epoch = [
+            [c[e] for c in curves if e < len(c) and math.isfinite(c[e])] for e in range(args.epochs)
+        ]
+        keep = [e for e in range(args.epochs) if per_epoch[e]]
+        if not keep:
+            continue
+        mid = [float(np.median(per_epoch[e])) for e in keep]
+        (line,) = ax_loss.plot(epochs[keep], mid, marker="o", markersize=3, label=result["label"])
+        if len(curves) > 1:
+            ax_loss.fill_between(
+                epochs[keep],
+                [min(per_epoch[e]) for e in keep],
+                [max(per_epoch[e]) for e in keep],
+                color=line.get_color(),
+                alpha=0.15,
+            )
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("epoch")
-    ax_loss.set_title("training loss (missing points: NaN)")
+    ax_loss.set_title("training loss: median over seeds, band min-max (NaN left out)")
     ax_loss.legend(fontsize="small", ncol=2)
-    labels = [r["label"] for r in rows]
-    accs = [r["test_accuracy"] for r in rows]
-    colors = ["tab:red" if r["diverged"] else "tab:blue" for r in rows]
-    ax_acc.bar(labels, accs, color=colors)
+    accs = [[r["test_accuracy"] for r in result["runs"]] for result in results]
+    positions = np.arange(1, len(results) + 1)
+    ax_acc.boxplot(accs, positions=positions, widths=0.6)
+    rng = np.random.default_rng(0)  # horizontal jitter of the dots only
+    for pos, result in zip(positions, results):
+        for run in result["runs"]:
+            x = pos + rng.uniform(-0.15, 0.15)
+            if run["diverged"]:
+                ax_acc.plot(x, run["test_accuracy"], "x", color="tab:red")
+            else:
+                ax_acc.plot(x, run["test_accuracy"], ".", color="tab:blue")
+    ax_acc.set_xticks(positions, [r["label"] for r in results], rotation=45)
     ax_acc.axhline(0.1, color="grey", linestyle=":", label="chance")
     ax_acc.set_ylim(0, 1)
-    ax_acc.set_title("test accuracy (red: diverged)")
-    ax_acc.tick_params(axis="x", rotation=45)
+    n = results[0]["summary"]["n"]
+    ax_acc.set_title(f"test accuracy, {n} seed{'s' if n != 1 else ''} (red x: diverged)")
     ax_acc.legend(fontsize="small")
     fig.suptitle(
         f"{args.depth} hidden Dense({args.width}, {args.activation}) layers on "
         f"digits, SGD {args.learning_rate:g} momentum {args.momentum:g}"
     )
-    record = {"epochs": args.epochs, "seed": args.seed, "results": rows}
-    json_path = _save(fig, png, "train", args, record)
-    report.result(f"wrote {png}\nwrote {json_path}")
-    return rows
+    return fig
 
 
 # -- demo ----------------------------------------------------------------------
@@ -485,22 +569,27 @@ def run_demo(args, report: Reporter) -> None:
         argparse.Namespace(**common, activation="relu", batch_size=256, initializers=names),
         report,
     )
-    report.result(
-        "\n2) train with ReLU: Keras's default (Glorot) lets the signal fade, He keeps it."
-    )
+    report.result(f"\n2) train with ReLU, {DEFAULT_SEEDS} seeds per initializer:")
     relu = [
         n
         for n in names
         if n in {"default", "he_normal_custom", "he_uniform_custom", "factory", "lsuv"}
     ]
-    train_common = dict(common, epochs=args.epochs, batch_size=32, learning_rate=0.01, momentum=0.9)
+    train_common = dict(
+        common,
+        epochs=args.epochs,
+        batch_size=32,
+        learning_rate=0.01,
+        momentum=0.9,
+        seeds=DEFAULT_SEEDS,
+    )
     run_train(
         argparse.Namespace(**train_common, activation="relu", initializers=relu),
         report,
     )
     report.result(
-        "\n3) train with SELU: LeCun is what SELU's self-normalization needs; "
-        "He's doubled variance makes it diverge."
+        f"\n3) train with SELU (the factory's choice: {_describe_factory('selu')}), "
+        f"{DEFAULT_SEEDS} seeds per initializer:"
     )
     selu = [n for n in names if n in {"lecun_normal_custom", "he_uniform_custom", "factory"}]
     run_train(
@@ -676,14 +765,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
-        help="train on the digits once per initializer; test accuracy side by side",
+        help="train on the digits at several seeds per initializer; median and range",
         description=(
             "Trains an MLP of DEPTH hidden Dense(WIDTH, ACTIVATION) layers and a "
             "Dense(10) output on scikit-learn's bundled 8x8 digits (1347 train, "
-            "450 test, no download) with SGD, once per initializer, and prints "
-            "test accuracy and final loss side by side. A run whose loss turns "
-            "NaN is stopped and marked diverged. Writes "
-            "train_<activation>_depth<N>.png and .json to --out."
+            "450 test, no download) with SGD, at SEEDS seeds per initializer "
+            "(--seed, --seed + 1, ...; each seed its own data split, the same for "
+            "every initializer), and prints the median, range and mean of the "
+            "test accuracy per initializer with the runs that diverged (NaN loss, "
+            "stopped early, or chance accuracy). Writes "
+            "train_<activation>_depth<N>.png (a box per initializer) and .json "
+            "to --out."
         ),
     )
     _add_mlp(train, 20, "relu")
@@ -692,6 +784,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=argparse.SUPPRESS,
         help="epochs per run (default: 10)",
+    )
+    train.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=DEFAULT_SEEDS,
+        help=f"runs per initializer, at seeds --seed, --seed + 1, ... (default: {DEFAULT_SEEDS})",
     )
     train.add_argument(
         "--batch-size", type=_positive_int, default=32, help="minibatch size (default: 32)"

@@ -162,3 +162,62 @@ def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
         "Conv2DTranspose 256->8",
         "DepthwiseConv2D + 1x1 Conv2D x6, 128 ch",
     }
+
+
+TRAINING_SCRIPT = SCRIPT.parent / "training.py"
+
+
+@pytest.mark.slow
+def test_training_benchmark_runs_every_cell_and_initializer(tmp_path):
+    out_json = tmp_path / "training.json"
+    result = subprocess.run(
+        [sys.executable, str(TRAINING_SCRIPT), "--quick", "--quiet", "--json", str(out_json)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    stdout = _ok(result)
+    data = json.loads(out_json.read_text())
+    assert data["backend"] == keras.backend.backend()
+    assert data["seeds"] == [0, 1]
+    expected_rows = [
+        "keras_default",
+        "glorot_normal_custom",
+        "glorot_uniform_custom",
+        "lecun_normal_custom",
+        "lecun_uniform_custom",
+        "he_normal_custom",
+        "he_uniform_custom",
+        "for_activation",
+        "initialize",
+        *(["moments"] if data["moments"]["present"] else []),
+        "lsuv",
+    ]
+    assert data["initializers"] == expected_rows
+    if not data["moments"]["present"]:
+        # The data-free mode is detected, not assumed: its absence is said.
+        assert "data-free mode: absent" in stdout
+    cells = {
+        f"{c}-{o}"
+        for c in ("relu", "selu", "tanh", "gelu", "residual_relu")
+        for o in ("sgd", "adam")
+    }
+    assert set(data["cells"]) == cells
+    for key, cell in data["cells"].items():
+        assert set(cell["runs"]) == set(expected_rows), key
+        for name, runs in cell["runs"].items():
+            # Both seeds ran, each for its one epoch unless its loss was NaN.
+            assert [r["seed"] for r in runs] == [0, 1], (key, name)
+            assert all(len(r["loss_curve"]) in (0, 1) for r in runs)
+            summary = cell["summary"][name]
+            accs = [r["test_accuracy"] for r in runs]
+            assert summary["median"] == pytest.approx(sum(accs) / 2)  # median of two
+            assert summary["ci_low"] <= summary["mean"] <= summary["ci_high"]
+            assert summary["min"] == min(accs)
+        verdict = cell["verdict"]
+        assert verdict["best_fixed"] in expected_rows[:7]
+        assert set(verdict["against_best_fixed"]) == set(expected_rows[7:])
+        assert key in stdout  # a table per cell
+    # The residual cell is the functional model with Add blocks.
+    assert "residual" in data["cells"]["residual_relu-sgd"]["description"]
+    assert "best of the baselines" in stdout

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +58,7 @@ def test_help_lists_commands_and_options(tmp_path, capsys):
                 "--activation",
                 "--initializers",
                 "--epochs",
+                "--seeds",
                 "--learning-rate",
                 "--momentum",
                 "--batch-size",
@@ -100,6 +103,7 @@ def test_wrong_option_exits_with_a_message(tmp_path):
         (["train", "--initializers", "he_uniform"], "invalid choice"),
         (["train", "--momentum", "1.5"], "[0, 1)"),
         (["train", "--learning-rate", "nan"], "positive number"),
+        (["train", "--seeds", "0"], "--seeds: expected a positive integer, got 0"),
         (["compare", "--no-such-option"], "unrecognized arguments"),
     ],
 )
@@ -119,7 +123,8 @@ def test_options_before_or_after_the_command():
     args = parser.parse_args(["--out", "a", "--seed", "3", "--epochs", "2", "train"])
     assert (args.out, args.seed, args.epochs) == ("a", 3, 2)
     args = parser.parse_args(["train", "--out", "b", "--epochs", "4"])
-    assert (args.out, args.seed, args.epochs) == ("b", 0, 4)
+    assert (args.out, args.seed, args.epochs, args.seeds) == ("b", 0, 4, 3)
+    assert parser.parse_args(["train", "--seeds", "5"]).seeds == 5
     args = parser.parse_args([])
     assert args.command is None and args.out == "." and args.epochs == 10
 
@@ -171,47 +176,145 @@ def test_compare_writes_its_files_and_shows_vanishing_signal(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
 
 
-def parse_train_table(stdout: str) -> dict[str, tuple[float, int]]:
-    """initializer -> (test accuracy, rank), read from the printed table."""
+TRAIN_ROW = re.compile(
+    r"^(\S+)\s+(\d+\.\d)%\s+(\d+\.\d)%-(\d+\.\d)%\s+(\d+\.\d)%\s+(\d+)/(\d+)\s+\S+\s+\S+\s+(\d+)$"
+)
+
+
+def parse_train_table(stdout: str) -> dict[str, dict[str, float]]:
+    """initializer -> its printed median, range, mean, divergences and rank."""
     rows = {}
     for line in stdout.splitlines():
-        match = re.match(r"^(\S+)\s+(\d+\.\d)%\s+(\S+)\s+(\S+)\s+(\d+)", line)
+        match = TRAIN_ROW.match(line)
         if match:
-            rows[match.group(1)] = (float(match.group(2)) / 100, int(match.group(5)))
+            name, median, low, high, mean, diverged, n, rank = match.groups()
+            rows[name] = {
+                "median": float(median) / 100,
+                "min": float(low) / 100,
+                "max": float(high) / 100,
+                "mean": float(mean) / 100,
+                "diverged": int(diverged),
+                "n": int(n),
+                "rank": int(rank),
+            }
     return rows
 
 
+def _diverged(run: dict) -> bool:
+    # The command's rule, restated: a loss that is not finite (or a run
+    # stopped before its last epoch) or an accuracy at chance (<= 15%).
+    losses = [*run["loss_curve"], run["test_loss"]]
+    return not all(math.isfinite(v) for v in losses) or run["test_accuracy"] <= 0.15
+
+
 @pytest.mark.slow
-def test_train_ranks_the_factory_above_keras_default_for_deep_relu(tmp_path):
-    # 20 ReLU layers as in the technique's measurement, narrower and shorter
-    # so the test stays fast; the gap is large (Glorot's signal is ~1e-3 at
-    # the top, He's ~1) and the seed is fixed.
+def test_train_runs_several_seeds_and_reports_their_spread(tmp_path):
     result = run_cli(
         "train",
         "--depth",
-        "20",
+        "6",
         "--width",
-        "32",
+        "16",
         "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--seed",
         "4",
         "--initializers",
         "default",
         "factory",
-        "--seed",
-        "0",
         "--quiet",
         cwd=tmp_path,
     )
     assert result.returncode == 0, explain(result)
+    data = json.loads((tmp_path / "train_relu_depth6.json").read_text())
+    assert data["seeds"] == [4, 5]
+    assert [r["initializer"] for r in data["results"]] == ["default", "factory"]
     table = parse_train_table(result.stdout)
     assert set(table) == {"default", "factory"}, result.stdout
-    assert table["factory"][1] == 1 and table["default"][1] == 2, result.stdout
-    assert table["factory"][0] > table["default"][0] + 0.2, result.stdout
-    # --out defaults to the current folder.
-    assert (tmp_path / "train_relu_depth20.png").stat().st_size > 0
-    data = json.loads((tmp_path / "train_relu_depth20.json").read_text())
-    assert [r["initializer"] for r in data["results"]] == ["default", "factory"]
+    for entry in data["results"]:
+        runs = entry["runs"]
+        assert [r["seed"] for r in runs] == [4, 5]
+        assert all(len(r["loss_curve"]) <= 2 for r in runs)
+        accs = [r["test_accuracy"] for r in runs]
+        row = table[entry["initializer"]]
+        # The printed figures are the runs' own, to the printed 0.1 point.
+        assert row["median"] == pytest.approx(statistics.median(accs), abs=0.0006)
+        assert row["min"] == pytest.approx(min(accs), abs=0.0006)
+        assert row["max"] == pytest.approx(max(accs), abs=0.0006)
+        assert row["mean"] == pytest.approx(statistics.fmean(accs), abs=0.0006)
+        assert (row["diverged"], row["n"]) == (sum(map(_diverged, runs)), 2)
+    # The sentence names the initializer with the highest median, from the runs.
+    medians = {
+        e["initializer"]: statistics.median(r["test_accuracy"] for r in e["runs"])
+        for e in data["results"]
+    }
+    best = max(medians, key=medians.get)
+    assert f"Highest median over 2 seeds: {best} " in result.stdout
+    assert table[best]["rank"] == 1
+    assert (tmp_path / "train_relu_depth6.png").read_bytes()[:4] == b"\x89PNG"
     assert result.stderr.count("epoch") == 0  # --quiet: no progress lines
+
+
+@pytest.mark.slow
+def test_train_counts_runs_that_diverge(tmp_path, capsys):
+    from keras_weightinit.cli import main
+
+    # SGD at rate 50 with momentum 0.9 on a ReLU MLP: the first steps
+    # multiply the weights by ~50 x gradient, the loss overflows.
+    code = main(
+        [
+            "train",
+            "--depth", "3",
+            "--width", "8",
+            "--epochs", "2",
+            "--seeds", "2",
+            "--learning-rate", "50",
+            "--initializers", "he_normal_custom",
+            "--out", str(tmp_path),
+            "--verbose",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    captured = capsys.readouterr()
+    data = json.loads((tmp_path / "train_relu_depth3.json").read_text())
+    runs = data["results"][0]["runs"]
+    assert all(_diverged(r) for r in runs), runs
+    assert parse_train_table(captured.out)["he_normal_custom"]["diverged"] == 2
+    assert "2 of 2 runs diverged" in captured.out
+    # --verbose: a line per epoch that ran (a NaN epoch ends its run).
+    epochs_run = sum(len(r["loss_curve"]) for r in runs)
+    assert captured.err.count(": epoch ") == epochs_run
+
+
+def _result(name: str, accs, nan_at=()):
+    from keras_weightinit._training import Run, summarize
+
+    runs = [
+        Run(a, math.nan if i in nan_at else 0.5, [1.0, 0.5], epochs=2) for i, a in enumerate(accs)
+    ]
+    return {"initializer": name, "summary": summarize(runs)}
+
+
+def test_train_sentence_is_computed_from_the_runs():
+    from keras_weightinit.cli import train_sentence
+
+    apart = train_sentence(
+        [_result("a", [0.8, 0.85, 0.9]), _result("b", [0.2, 0.3, 0.5], nan_at=(1,))]
+    )
+    assert apart.startswith(
+        "Highest median over 3 seeds: a 85.0% (80.0%-90.0%); lowest: b 30.0% (20.0%-50.0%)."
+    )
+    assert "Every run of a beat every run of b." in apart
+    assert "1 of 6 runs diverged (NaN loss or chance accuracy): b 1/3." in apart
+    # The same medians, ranges that overlap: no claim that one beats the other.
+    overlap = train_sentence([_result("b", [0.6, 0.7, 0.9]), _result("a", [0.95, 0.5, 0.55])])
+    assert overlap.startswith("Highest median over 3 seeds: b 70.0%")
+    assert "ranges overlap" in overlap and "beat" not in overlap
+    assert overlap.endswith("No run diverged (of 6).")
+    # At chance (<= 15%) counts as diverged even with a finite loss.
+    assert "a 1/1" in train_sentence([_result("a", [0.12])])
 
 
 @pytest.mark.slow
