@@ -54,7 +54,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_weightinit import _forward
+from keras_weightinit import _forward, _moments
 from keras_weightinit import _graph as graph
 from keras_weightinit import _layer_table as table
 from keras_weightinit._layer_table import Fans, layer_fans
@@ -62,11 +62,17 @@ from keras_weightinit._validation import check_choice, check_positive_finite
 from keras_weightinit.activations import resolve_activation
 from keras_weightinit.factory import for_activation
 from keras_weightinit.initializers import VarianceScalingCustom
-from keras_weightinit.report import NO_KERNEL, InitReport, LayerInit, SkippedLayer
+from keras_weightinit.report import (
+    NO_KERNEL,
+    InitReport,
+    LayerInit,
+    SkippedLayer,
+    stability_of,
+)
 
 __all__ = ["Fans", "initialize", "layer_fans"]
 
-METHODS = ("auto", "analytic", "lsuv")
+METHODS = ("auto", "analytic", "lsuv", "moments")
 BIAS = ("zeros", "keep")
 
 
@@ -361,24 +367,25 @@ def initialize(
 
     units: list[_forward.Unit] = []
     unit_of: dict[int, _forward.Unit] = {}
+    arrays = None
     if data is not None:
-        data = _forward.prepare_data(model, data)
+        data = arrays = _forward.prepare_data(model, data)
         for unit in plans:
             owner = unit[-1].slot.owner
             target = unit[-1].slot.variable if unit[-1].lsuv_target else None
             u = _forward.Unit(owner, target)
             units.append(u)
             unit_of[id(unit[-1])] = u
-        try:
-            _forward.run(model, data, units, lsuv=False, tol=tol, max_iter=max_iter)
-        except Exception as e:
-            raise ValueError(
-                f"Argument `data` does not fit the model {model.name!r}: {type(e).__name__}: {e}"
-            ) from e
+        data = _forward.as_backend(data)
+        if method != "lsuv":  # LSUV measures "before" in its own pass
+            try:
+                _forward.run(model, data, units, lsuv=False, tol=tol, max_iter=max_iter)
+            except Exception as e:
+                raise _does_not_fit(model, e) from e
     before = {id(u): u.std for u in units}
 
     touched = _variables_touched(plans)
-    snapshot = [(v, keras.ops.convert_to_numpy(v.value).copy()) for v in touched]
+    snapshot = _forward.snapshot(touched)
     try:
         for unit in plans:
             for p in unit:
@@ -386,14 +393,31 @@ def initialize(
                 var.assign(keras.ops.cast(p.draw(p.slot.shape, dtype=var.dtype), var.dtype))
                 if bias == "zeros" and p.slot.bias is not None:
                     _zero_bias(p.slot)
-        if data is not None:
-            # In forward order, a layer's input depends only on the layers
-            # before it, which are final when it is reached: the stds this
-            # pass records are those of the final model.
-            _forward.run(model, data, units, lsuv=method == "lsuv", tol=tol, max_iter=max_iter)
+        # In forward order, a layer's input depends only on the layers
+        # before it, which are final when it is reached: the stds this
+        # pass records are those of the final model.
+        if data is not None and method != "moments":
+            try:
+                _forward.run(
+                    model,
+                    data,
+                    units,
+                    lsuv=method == "lsuv",
+                    tol=tol,
+                    max_iter=max_iter,
+                    zero_bias=bias == "zeros",
+                )
+            except Exception as e:
+                if method != "lsuv":
+                    raise
+                raise _does_not_fit(model, e) from e
+            if method == "lsuv":
+                before = {id(u): u.drawn_std for u in units}
+        solved = _moments_phase(model, plans, arrays, method)
+        if solved and data is not None:
+            _forward.run(model, data, units, lsuv=False, tol=tol, max_iter=max_iter)
     except BaseException:
-        for v, value in snapshot:
-            v.assign(value)
+        _forward.restore(snapshot)
         raise
 
     rows: list[LayerInit] = []
@@ -402,6 +426,9 @@ def initialize(
             slot = p.slot
             u = unit_of.get(id(p))
             factor = u.factor if (u is not None and p.lsuv_target) else 1.0
+            m = solved.get(id(slot.owner)) if solved else None
+            if m is not None and p.lsuv_target:
+                factor = m.factor
             written = _rebuilt(p, p.seed, factor)
             setattr(slot.holder, slot.init_attr, written)
             if bias == "zeros" and slot.bias is not None and slot.bias_attr:
@@ -430,7 +457,8 @@ def initialize(
                     lsuv_factor=factor
                     if (u is not None and method == "lsuv" and p.lsuv_target)
                     else None,
-                    note=(u.note if u is not None and p.lsuv_target else "")
+                    note=(m.note if m is not None and p.lsuv_target else "")
+                    or (u.note if u is not None and p.lsuv_target else "")
                     or _note(p, method)
                     or (
                         "the model did not call this layer on the data"
@@ -438,6 +466,8 @@ def initialize(
                         else ""
                     ),
                     checked=slot.role not in (table.RNN_INPUT, table.RECURRENT),
+                    moments_factor=m.factor if (m is not None and p.lsuv_target) else None,
+                    moments_std=m.std if (m is not None and p.lsuv_target) else None,
                 )
             )
         owner = unit[0].slot.owner
@@ -452,8 +482,39 @@ def initialize(
             if bias == "zeros":
                 owner._bias_initializer = keras.initializers.Zeros()
     return InitReport(
-        method=method, layers=rows, skipped=skipped, seed=seed, measured=data is not None
+        method=method,
+        layers=rows,
+        skipped=skipped,
+        seed=seed,
+        measured=data is not None,
+        stability=stability_of(rows),
     )
+
+
+def _does_not_fit(model, e: Exception) -> ValueError:
+    return ValueError(
+        f"Argument `data` does not fit the model {model.name!r}: {type(e).__name__}: {e}"
+    )
+
+
+def _moments_phase(model, plans, data, method) -> dict:
+    """`method="moments"`: solve each kernel's scale by moment propagation.
+
+    Residual schemes compose through `targets` (id(layer) -> the std a
+    branch's last kernel should give, 1 elsewhere) and through the weights
+    themselves (a zeroed γ is read as it is): apply them to the drawn
+    weights before this phase, and give the scaled kernels their target.
+    """
+    if method != "moments":
+        return {}
+    kernels = {id(unit[-1].slot.owner): [(p.slot, p.lsuv_target) for p in unit] for unit in plans}
+    targets = {id(unit[-1].slot.owner): _moments_target(unit[-1]) for unit in plans}
+    return _moments.solve(model, kernels, targets, data)
+
+
+def _moments_target(plan: _Plan) -> float:
+    """The pre-activation std the moments solve aims for at one kernel (1 by default)."""
+    return float(getattr(plan, "target_std", 1.0))
 
 
 def _note(p: _Plan, method: str) -> str:
