@@ -28,6 +28,7 @@ What one layer costs (the pass costs about one `model(data)`):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -238,15 +239,47 @@ def _rescale(variable, factor) -> None:
     variable.assign(keras.ops.cast(value, variable.dtype))
 
 
-def _one_step(unit: Unit, z):
-    """Scales the target kernel and `z` by `target_std / std(z)`; returns the new `z`."""
+def _step(z, kernel, target):
+    """`z` and `kernel` times `target / std(z)` (times 1 if the std is 0 or not finite)."""
     std = _device_std(z)
     usable = keras.ops.logical_and(keras.ops.isfinite(std), keras.ops.greater(std, 0.0))
-    factor = keras.ops.where(usable, unit.target_std / keras.ops.where(usable, std, 1.0), 1.0)
-    _rescale(unit.target, factor)
+    factor = keras.ops.where(usable, target / keras.ops.where(usable, std, 1.0), 1.0)
+    return (
+        keras.ops.multiply(z, keras.ops.cast(factor, z.dtype)),
+        keras.ops.multiply(kernel, keras.ops.cast(factor, kernel.dtype)),
+        std,
+        factor,
+    )
+
+
+@functools.cache
+def _compiled_step() -> Callable:
+    """`_step` as one compiled call: a dozen eager ops cost as much as a layer.
+
+    TensorFlow traces it once per rank (shapes relaxed); JAX compiles it once
+    per shape, on the first call (the cost `benchmarks/lsuv_cost.py` reports
+    apart). PyTorch's eager ops are cheap enough as they are.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(_step, reduce_retracing=True, autograph=False)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(_step)
+    return _step
+
+
+def _one_step(unit: Unit, z):
+    """Scales the target kernel and `z` by `target_std / std(z)`; returns the new `z`."""
+    target = keras.ops.convert_to_tensor(unit.target_std, "float32")
+    z, kernel, std, factor = _compiled_step()(z, unit.target.value, target)
+    unit.target.assign(kernel)
     # std(c·z) = c·std(z): the std after, exactly (up to rounding), for free.
     unit._pending = (std * factor, factor, std)
-    return keras.ops.multiply(z, keras.ops.cast(factor, z.dtype))
+    return z
 
 
 def _loop(unit: Unit, layer, call: Callable, args, kwargs, tol: float, max_iter: int):

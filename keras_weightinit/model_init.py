@@ -294,10 +294,30 @@ def initialize(
     fan (see the module docstring for each layer type).
 
     LSUV (`data` given, Mishkin & Matas 2016): after the analytic draw,
-    layers are visited in forward order on the batch, and each kernel is
-    divided by the std of its layer's output before the activation until
+    layers are visited in forward order on the batch, in one forward pass,
+    and each kernel is divided by the std of its layer's output before the
+    activation. With the bias at zero that output is linear in the kernel,
+    so one step lands on std 1 exactly; with `bias="keep"` (or a layer
+    whose output is not linear in its kernel) the step is repeated until
     `|var - 1| <= tol` (at most `max_iter` steps). The factor is folded into
-    the `scale` written into the layer's initializer.
+    the `scale` written into the layer's initializer. The report's "std
+    before" is, for LSUV, the std with the analytic draw LSUV starts from,
+    on the signal of the layers before it (already rescaled), measured in
+    the same pass; with the other methods it is the std with the weights
+    the model had.
+
+    Moments (`method="moments"`, data-free): after the analytic draw, the
+    mean and variance of every element of the signal are carried through
+    the model's graph from the input's (standard normal; with `data`, the
+    batch's), and each kernel is scaled once so that its pre-activations
+    have unit std, assuming Gaussian pre-activations (see
+    `keras_weightinit._moments` for every assumption and the layers it
+    follows). Kernels after a layer it cannot follow keep the analytic
+    scale, with a note. It is opt-in: `"auto"` without data stays
+    `"analytic"`, whose variances equal the table's formula exactly. It
+    holds depth-stable activations (relu, leaky relu, elu, selu, tanh,
+    linear) at std 1 through a given network's finite-width drift; for
+    unstable ones (gelu, silu, mish: see `report.stability`) only data can.
 
     Biases are set to zero (`bias="keep"` leaves them). Nothing else changes:
     not the output shapes, not the dtypes, not the non-kernel weights
@@ -327,7 +347,9 @@ def initialize(
             for several inputs) of at least 16 examples. With it, the report
             holds each layer's output std before and after.
         method: `"auto"` (LSUV if `data` is given, else analytic),
-            `"analytic"` (measure only, if `data` is given) or `"lsuv"`.
+            `"analytic"` (measure only, if `data` is given), `"lsuv"` or
+            `"moments"` (data-free; `data`, if given, sets the input's
+            moments and is measured).
         distribution: `"normal"` (untruncated) or `"uniform"`.
         seed: None or an int; see the module docstring.
         gain: Passed to `for_activation`: None (the table),

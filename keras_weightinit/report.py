@@ -37,7 +37,10 @@ class LayerInit:
             orthogonal matrix).
         weight_std: The standard deviation of the kernel values.
         std_before: The std of the layer's output (before its activation) on
-            the data, with the weights the model had; `None` without data or
+            the data before `initialize` set this kernel: for LSUV, with the
+            analytic draw LSUV starts from, on the signal of the layers before
+            it (already rescaled), measured in LSUV's own pass; for the other
+            methods, with the weights the model had. `None` without data or
             on rows that do not carry the layer's output.
         std_after: The same after `initialize`.
         lsuv_iterations: Rescaling steps taken by LSUV (`None` if not run).
@@ -170,7 +173,7 @@ class InitReport:
     `report.skipped` the layers left unchanged and why.
 
     Attributes:
-        method: `"analytic"` or `"lsuv"`.
+        method: `"analytic"`, `"lsuv"` or `"moments"`.
         layers: The `LayerInit` rows.
         skipped: The `SkippedLayer` rows.
         seed: The seed argument `initialize` received.

@@ -7,6 +7,7 @@ that the memory measurement sees the tensor a backend allocates.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -134,16 +135,27 @@ def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
     verdicts = [line for line in stdout.splitlines() if line.startswith(("- PASS", "- FAIL"))]
     assert (result.returncode == 1) == any(v.startswith("- FAIL") for v in verdicts)
     data = json.loads(out_json.read_text())
-    # The spread covers the four analytic targets, Gaussian and orthogonal,
-    # on each of the 3 networks, whatever --activations says.
+    # The spread covers the four analytic targets, Gaussian, orthogonal and
+    # moments, on each of the 3 networks, whatever --activations says.
     spread = data["spread"]
-    assert len(spread) == 4 * 2 * 3
+    assert len(spread) == 4 * 3 * 3
     assert {r["activation"] for r in spread} == {"relu", "leaky_relu", "selu", "linear"}
     assert all(r["ratio"] > 0 for r in spread)
-    # Keras's default, analytic, orthogonal and LSUV side by side, per activation.
+    # Keras's default, analytic, orthogonal, moments and LSUV (and AnyInit if
+    # it imports) side by side, per activation.
+    schemes = ["keras", "analytic", "orthogonal", "moments", "lsuv"]
+    if importlib.util.find_spec("anyinit") is not None:
+        schemes.append("anyinit")
     assert {(r["activation"], r["scheme"]) for r in data["mlp"]} == {
-        (a, s) for a in ("relu", "selu") for s in ("keras", "analytic", "orthogonal", "lsuv")
+        (a, s) for a in ("relu", "selu") for s in schemes
     }
+    # The count of networks within [0.5, 2], one row per scheme, agrees with
+    # the rows: a network is within iff its min and max std are.
+    for r in data["mlp"]:
+        assert r["within"] == (0.5 <= r["std_min"] and r["std_max"] <= 2.0)
+    for scheme in schemes:
+        n = sum(r["within"] for r in data["mlp"] if r["scheme"] == scheme)
+        assert f"| {scheme} | {n}/2 |" in stdout
     assert "Spread over networks" in stdout
     judged = {v.split(":")[0][7:] for v in verdicts}
     assert judged == {
@@ -153,6 +165,11 @@ def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
         "analytic leaky_relu",
         "analytic selu",
         "analytic linear",
+        "moments relu",
+        "moments leaky_relu",
+        "moments selu",
+        "moments linear",
+        "moments",
         "analytic Conv2DTranspose 256->8",
         "analytic DepthwiseConv2D + 1x1 Conv2D x6, 128 ch",
     }
@@ -162,3 +179,40 @@ def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
         "Conv2DTranspose 256->8",
         "DepthwiseConv2D + 1x1 Conv2D x6, 128 ch",
     }
+
+
+COST_SCRIPT = SCRIPT.parent / "lsuv_cost.py"
+
+
+@pytest.mark.slow
+def test_lsuv_cost_prints_a_ratio_per_model(tmp_path):
+    out_json = tmp_path / "cost.json"
+    stdout = _ok(
+        subprocess.run(
+            [
+                sys.executable,
+                str(COST_SCRIPT),
+                "--backend", keras.backend.backend(),
+                "--models", "mlp", "mobilenetv2",
+                "--mlp-depth", "3",
+                "--mlp-width", "16",
+                "--mlp-batch", "32",
+                "--image-batch", "16",
+                "--rounds", "2",
+                "--json", str(out_json),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    )  # fmt: skip
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [r["model"] for r in rows] == ["mlp", "mobilenetv2"]
+    for r in rows:
+        # Every timing is positive and each ratio is the median of the rounds'.
+        assert all(len(t) == 2 and min(t) > 0 for t in r["times"].values())
+        per_round = sorted(a / f for a, f in zip(r["times"]["lsuv"], r["times"]["forward"]))
+        assert r["lsuv_ratio"] == pytest.approx(sum(per_round) / 2)
+        assert f"| {r['lsuv_ratio']:.2f} |" in stdout
+    assert "3 x Dense(16), batch 32" in stdout
+    assert "Median of lsuv / forward over the models" in stdout
