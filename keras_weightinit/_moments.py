@@ -29,9 +29,11 @@ Assumptions, each stated where it is used:
   initialization: zero-mean weights make a branch uncorrelated with its
   input).
 - Pooling windows are fully correlated: the window's moments pass through
-  unchanged (max and average alike). This bounds the next variance from
-  above: a layer after pooling is never scaled up for a reduction that may
-  not happen.
+  unchanged. For average pooling this bounds the next variance from above
+  (a layer after it is never scaled up for a reduction that may not
+  happen). For max pooling it is an under-estimate: the maximum of a window
+  exceeds its mean, so a kernel right after a max pooling can come out
+  above 1 (x1.7 in the test model, after gelu and a 2x2 max).
 - Dropout and noise layers are the identity (inference).
 
 Layers followed: Dense, EinsumDense, ConvND, ConvNDTranspose, DepthwiseConvND,
@@ -395,9 +397,9 @@ class _Solver:
             return _unknown(why)
         kernels = [s.variable for s, _ in slots]
         bias = getattr(layer, "bias", None)
-        zero_bias = [] if bias is None else [(bias, keras.ops.zeros_like(bias))]
+        zero_bias = [] if bias is None else [(bias, keras.ops.zeros_like(bias.value))]
         mean = _call(layer, m.mean)
-        with _Swap([(k, keras.ops.square(k)) for k in kernels] + zero_bias):
+        with _Swap([(k, keras.ops.square(k.value)) for k in kernels] + zero_bias):
             var = np.maximum(_call(layer, m.var), 0.0)
         target = next((s for s, is_target in slots if is_target), None)
         if target is not None:
