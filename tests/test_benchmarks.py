@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,17 @@ def test_memory_case_sees_the_tensor_the_backend_allocates(tmp_path):
 SIGNAL_SCRIPT = SCRIPT.parent / "signal_propagation.py"
 
 
+def _this_package_env() -> dict:
+    """The environment for a benchmark child that imports this checkout's package.
+
+    A script's own folder comes first on its `sys.path`, not the repository,
+    so without this the child would import whatever copy is installed.
+    """
+    root = str(SCRIPT.parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
 @pytest.mark.slow
 def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
     out_json = tmp_path / "signal.json"
@@ -127,6 +139,7 @@ def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
+        env=_this_package_env(),
     )
     # At these toy sizes a target may be missed by chance (8-channel layers,
     # 3 networks); the script must then say FAIL and exit 1, else exit 0.
@@ -204,6 +217,7 @@ def test_lsuv_cost_prints_a_ratio_per_model(tmp_path):
             capture_output=True,
             text=True,
             timeout=600,
+            env=_this_package_env(),
         )
     )  # fmt: skip
     rows = json.loads(out_json.read_text())["rows"]
