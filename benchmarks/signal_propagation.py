@@ -1,8 +1,8 @@
-"""Does the signal survive 50 layers? Keras's default vs analytic init vs LSUV.
+"""Does the signal survive 50 layers? Keras's default vs analytic vs moments vs LSUV.
 
 For each activation, a deep MLP (default: 50 Dense layers of width 256, a
-batch of 512 standard-normal inputs) is initialized four ways, side by side
-in one run:
+batch of 512 standard-normal inputs) is initialized five ways (six with
+AnyInit), side by side in one run:
 
 - ``keras``: Keras's default, ``glorot_uniform`` (what a user gets without
   thinking about initialization);
@@ -10,8 +10,17 @@ in one run:
   initializer for each layer's activation with the layer's true fans;
 - ``orthogonal``: the same variances, drawn as scaled orthogonal matrices
   (``initialize(model, orthogonal=True)``);
+- ``moments``: ``keras_weightinit.initialize(model, method="moments")``,
+  data-free: each kernel scaled by moment propagation through the drawn
+  kernels, from standard-normal input moments;
 - ``lsuv``: ``keras_weightinit.initialize(model, fit_batch)``, LSUV on a
-  batch, measured here on a *different* batch of the same size.
+  batch, measured here on a *different* batch of the same size;
+- ``anyinit``: ``anyinit.initialize(model, "analytic")`` (AnyInit's
+  data-free mode), if the optional ``anyinit`` package imports.
+
+Each network counts as "within" if every layer's pre-activation std is in
+[0.5, 2]; the script prints that count per scheme (27 networks: 9
+activations x seeds 0-2).
 
 The script measures, with its own forward pass (``x @ W + b``, then the
 layer's activation), the standard deviation of every layer's
@@ -25,7 +34,9 @@ fitted on (what LSUV sets) and on a held-out batch. It then checks:
   2: the std at the last layer over the std at the first (the first layer's
   pre-activation std is set by the raw input and is sqrt(2) for He, since
   the input is not rectified), as the median over ``--spread-seeds``
-  networks (default 20).
+  networks (default 20); so does the moments mode;
+- the moments mode keeps at least 15 of 27 networks within [0.5, 2] (the
+  same share of however many networks are run).
 
 Why a median over networks for the analytic target: a variance rule sets
 the *expected* squared signal, but each layer of a finite-width network
@@ -57,6 +68,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -73,6 +85,21 @@ ACTIVATIONS = ["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "tan
 ANALYTIC_TARGETS = ("relu", "leaky_relu", "selu", "linear")
 LSUV_BAND = (0.9, 1.1)
 FACTOR = 2.0
+WITHIN = (0.5, 2.0)  # a network is "within" if every layer's std is in this band
+MOMENTS_SHARE = 15 / 27  # networks within WITHIN the moments mode must keep
+
+
+def _anyinit():
+    try:
+        import anyinit
+    except ImportError:
+        return None
+    return anyinit
+
+
+def mlp_schemes() -> tuple[str, ...]:
+    base = ("keras", "analytic", "orthogonal", "moments", "lsuv")
+    return base + ("anyinit",) if _anyinit() is not None else base
 
 
 def _std(x) -> float:
@@ -133,7 +160,7 @@ def run_mlp(args, seed: int) -> list[dict]:
     held_out = rng.standard_normal((args.batch, args.width)).astype("float32")
     rows = []
     for activation in args.activations:
-        for scheme in ("keras", "analytic", "orthogonal", "lsuv"):
+        for scheme in mlp_schemes():
             keras.utils.set_random_seed(seed)
             model = mlp(activation, args.depth, args.width)
             t0 = time.perf_counter()
@@ -141,12 +168,17 @@ def run_mlp(args, seed: int) -> list[dict]:
                 kwi.initialize(model, seed=seed)
             elif scheme == "orthogonal":
                 kwi.initialize(model, seed=seed, orthogonal=True)
+            elif scheme == "moments":
+                kwi.initialize(model, seed=seed, method="moments")
+            elif scheme == "anyinit":
+                _anyinit().initialize(model, "analytic", seed=seed)
             elif scheme == "lsuv":
                 kwi.initialize(model, fit, seed=seed)
             seconds = time.perf_counter() - t0
             row = {"seed": seed, "activation": activation, "scheme": scheme, "seconds": seconds}
             # Keras and analytic do not see data: any batch is a held-out one.
             row.update(summary(preactivation_stds(model.layers, fit)))
+            row["within"] = within(row["std_min"], *WITHIN) and within(row["std_max"], *WITHIN)
             if scheme == "lsuv":
                 held = summary(preactivation_stds(model.layers, held_out))
                 row["held_out"] = held
@@ -157,17 +189,23 @@ def run_mlp(args, seed: int) -> list[dict]:
     return rows
 
 
+SPREAD_SCHEMES = ("analytic", "orthogonal", "moments")
+
+
 def run_spread(args) -> list[dict]:
-    """Layer-last / layer-1 std ratio of many networks, analytic and orthogonal."""
+    """Layer-last / layer-1 std ratio of many networks: analytic, orthogonal, moments."""
     rows = []
     for seed in range(args.spread_seeds):
         x = np.random.default_rng(seed).standard_normal((args.batch, args.width))
         x = x.astype("float32")
         for activation in ANALYTIC_TARGETS:
-            for scheme in ("analytic", "orthogonal"):
+            for scheme in SPREAD_SCHEMES:
                 keras.utils.set_random_seed(seed)
                 model = mlp(activation, args.depth, args.width)
-                kwi.initialize(model, seed=seed, orthogonal=scheme == "orthogonal")
+                if scheme == "moments":
+                    kwi.initialize(model, seed=seed, method="moments")
+                else:
+                    kwi.initialize(model, seed=seed, orthogonal=scheme == "orthogonal")
                 stds = preactivation_stds(model.layers, x)
                 rows.append(
                     {
@@ -275,16 +313,29 @@ def targets(mlp_rows, conv_rows, spread_rows, args) -> list[tuple[str, bool, str
                 f"[{fmt(lo)}, {fmt(hi)}]",
             )
         )
-    for activation in ANALYTIC_TARGETS:
-        q = spread_summary(spread_rows, activation, "analytic")
-        if q is None:
-            continue
+    for scheme in ("analytic", "moments"):
+        for activation in ANALYTIC_TARGETS:
+            q = spread_summary(spread_rows, activation, scheme)
+            if q is None:
+                continue
+            out.append(
+                (
+                    f"{scheme} {activation}: median over {q['n']} networks of the std at "
+                    f"layer {args.depth} / layer 1 within x{FACTOR:g}",
+                    within(q["median"], 1 / FACTOR, FACTOR),
+                    fmt(q["median"]),
+                )
+            )
+    moments = [r for r in mlp_rows if r["scheme"] == "moments"]
+    if moments:
+        good = sum(r["within"] for r in moments)
+        need = math.ceil(MOMENTS_SHARE * len(moments) - 1e-9)
         out.append(
             (
-                f"analytic {activation}: median over {q['n']} networks of the std at "
-                f"layer {args.depth} / layer 1 within x{FACTOR:g}",
-                within(q["median"], 1 / FACTOR, FACTOR),
-                fmt(q["median"]),
+                f"moments: at least {need} of {len(moments)} networks with every layer's std "
+                f"in {list(WITHIN)}",
+                good >= need,
+                f"{good}/{len(moments)}",
             )
         )
     for stack in dict.fromkeys(r["stack"] for r in conv_rows):
@@ -303,15 +354,18 @@ def targets(mlp_rows, conv_rows, spread_rows, args) -> list[tuple[str, bool, str
 
 def report(mlp_rows, conv_rows, spread_rows, args) -> tuple[str, bool]:
     seed = args.seeds[0]
+    schemes = list(dict.fromkeys(r["scheme"] for r in mlp_rows))
     lines = [
         f"MLP: {args.depth} x Dense({args.width}), batch {args.batch}, N(0, 1) inputs, "
         f"seed {seed}. Pre-activation std at layer {args.depth} [min, max over the "
         "layers]; lsuv on the batch it was fitted on, then on a held-out batch "
         "(with the median over examples of each example's RMS at the last layer).",
         "",
-        "| activation | keras glorot_uniform | analytic | analytic, orthogonal | lsuv "
-        "| lsuv, held-out batch | held-out median example |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| activation | keras glorot_uniform | analytic | analytic, orthogonal | moments "
+        "| lsuv | lsuv, held-out batch | held-out median example |"
+        + (" anyinit analytic |" if "anyinit" in schemes else ""),
+        "| --- | --- | --- | --- | --- | --- | --- | --- |"
+        + (" --- |" if "anyinit" in schemes else ""),
     ]
     for activation in args.activations:
         by = {
@@ -320,8 +374,25 @@ def report(mlp_rows, conv_rows, spread_rows, args) -> tuple[str, bool]:
         lsuv = by["lsuv"]
         lines.append(
             f"| {activation} | {cell(by['keras'])} | {cell(by['analytic'])} "
-            f"| {cell(by['orthogonal'])} | {cell(lsuv)} "
+            f"| {cell(by['orthogonal'])} | {cell(by['moments'])} | {cell(lsuv)} "
             f"| {cell(lsuv['held_out'])} | {fmt(lsuv['held_out_median_example_rms'])} |"
+            + (f" {cell(by['anyinit'])} |" if "anyinit" in by else "")
+        )
+    n_nets = len(args.activations) * len(args.seeds)
+    lines += [
+        "",
+        f"Networks with every layer's pre-activation std in {list(WITHIN)} ("
+        f"{len(args.activations)} activations x {len(args.seeds)} seeds; seconds: median "
+        "time of one initialization):",
+        "",
+        "| scheme | networks within | seconds |",
+        "| --- | ---: | ---: |",
+    ]
+    for scheme in schemes:
+        rows = [r for r in mlp_rows if r["scheme"] == scheme]
+        lines.append(
+            f"| {scheme} | {sum(r['within'] for r in rows)}/{n_nets} "
+            f"| {np.median([r['seconds'] for r in rows]):.2f} |"
         )
     if conv_rows:
         lines += [
@@ -347,13 +418,14 @@ def report(mlp_rows, conv_rows, spread_rows, args) -> tuple[str, bool]:
             f"{args.spread_seeds} seeds (0-{args.spread_seeds - 1}); sd of its log; share of "
             f"networks within x{FACTOR:g}.",
             "",
-            "| activation | analytic: median [min, max] | sd log | within | "
-            "orthogonal: median [min, max] | sd log | within |",
-            "| --- | --- | ---: | ---: | --- | ---: | ---: |",
+            "| activation | "
+            + " | ".join(f"{s}: median [min, max] | sd log | within" for s in SPREAD_SCHEMES)
+            + " |",
+            "| --- |" + " --- | ---: | ---: |" * len(SPREAD_SCHEMES),
         ]
         for activation in ANALYTIC_TARGETS:
             cells = []
-            for scheme in ("analytic", "orthogonal"):
+            for scheme in SPREAD_SCHEMES:
                 q = spread_summary(spread_rows, activation, scheme)
                 cells += [
                     f"{fmt(q['median'])} [{fmt(q['min'])}, {fmt(q['max'])}]",

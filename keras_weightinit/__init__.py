@@ -29,6 +29,7 @@ from keras_weightinit.registry import get as get
 from keras_weightinit.report import InitReport as InitReport
 from keras_weightinit.report import LayerInit as LayerInit
 from keras_weightinit.report import SignalOutOfBandError as SignalOutOfBandError
+from keras_weightinit.report import UnstableActivationError as UnstableActivationError
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "InitReport",
     "LayerInit",
     "SignalOutOfBandError",
+    "UnstableActivationError",
     "LayerSignal",
     "Thresholds",
     "compute_fans",

@@ -91,7 +91,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_weightinit import _forward, _residual
+from keras_weightinit import _forward, _moments, _residual
 from keras_weightinit import _graph as graph
 from keras_weightinit import _layer_table as table
 from keras_weightinit._layer_table import Fans, layer_fans
@@ -107,11 +107,12 @@ from keras_weightinit.report import (
     NotStored,
     ResidualBranch,
     SkippedLayer,
+    stability_of,
 )
 
 __all__ = ["Fans", "initialize", "layer_fans"]
 
-METHODS = ("auto", "analytic", "lsuv")
+METHODS = ("auto", "analytic", "lsuv", "moments")
 BIAS = ("zeros", "keep")
 RESIDUAL = ("auto", "scale", "zero", "none")
 # Rows `report.check` does not read: recurrent outputs are taken after their
@@ -536,10 +537,30 @@ def initialize(
     fan (see the module docstring for each layer type).
 
     LSUV (`data` given, Mishkin & Matas 2016): after the analytic draw,
-    layers are visited in forward order on the batch, and each kernel is
-    divided by the std of its layer's output before the activation until
+    layers are visited in forward order on the batch, in one forward pass,
+    and each kernel is divided by the std of its layer's output before the
+    activation. With the bias at zero that output is linear in the kernel,
+    so one step lands on std 1 exactly; with `bias="keep"` (or a layer
+    whose output is not linear in its kernel) the step is repeated until
     `|var - 1| <= tol` (at most `max_iter` steps). The factor is folded into
-    the `scale` written into the layer's initializer.
+    the `scale` written into the layer's initializer. The report's "std
+    before" is, for LSUV, the std with the analytic draw LSUV starts from,
+    on the signal of the layers before it (already rescaled), measured in
+    the same pass; with the other methods it is the std with the weights
+    the model had.
+
+    Moments (`method="moments"`, data-free): after the analytic draw, the
+    mean and variance of every element of the signal are carried through
+    the model's graph from the input's (standard normal; with `data`, the
+    batch's), and each kernel is scaled once so that its pre-activations
+    have unit std, assuming Gaussian pre-activations (see
+    `keras_weightinit._moments` for every assumption and the layers it
+    follows). Kernels after a layer it cannot follow keep the analytic
+    scale, with a note. It is opt-in: `"auto"` without data stays
+    `"analytic"`, whose variances equal the table's formula exactly. It
+    holds depth-stable activations (relu, leaky relu, elu, selu, tanh,
+    linear) at std 1 through a given network's finite-width drift; for
+    unstable ones (gelu, silu, mish: see `report.stability`) only data can.
 
     Biases are set to zero (`bias="keep"` leaves them). Nothing else changes:
     not the output shapes, not the dtypes, not the non-kernel weights
@@ -569,7 +590,9 @@ def initialize(
             for several inputs) of at least 16 examples. With it, the report
             holds each layer's output std before and after.
         method: `"auto"` (LSUV if `data` is given, else analytic),
-            `"analytic"` (measure only, if `data` is given) or `"lsuv"`.
+            `"analytic"` (measure only, if `data` is given), `"lsuv"` or
+            `"moments"` (data-free; `data`, if given, sets the input's
+            moments and is measured).
         distribution: `"normal"` (untruncated) or `"uniform"`.
         seed: None or an int; see the module docstring.
         gain: Passed to `for_activation`: None (the table),
@@ -619,24 +642,25 @@ def initialize(
 
     units: list[_forward.Unit] = []
     unit_of: dict[int, _forward.Unit] = {}
+    arrays = None
     if data is not None:
-        data = _forward.prepare_data(model, data)
+        data = arrays = _forward.prepare_data(model, data)
         for unit in plans:
             owner = unit[-1].slot.owner
             target = unit[-1].slot.variable if unit[-1].lsuv_target else None
             u = _forward.Unit(owner, target, target_std=unit[-1].target_std)
             units.append(u)
             unit_of[id(unit[-1])] = u
-        try:
-            _forward.run(model, data, units, lsuv=False, tol=tol, max_iter=max_iter)
-        except Exception as e:
-            raise ValueError(
-                f"Argument `data` does not fit the model {model.name!r}: {type(e).__name__}: {e}"
-            ) from e
+        data = _forward.as_backend(data)
+        if method != "lsuv":  # LSUV measures "before" in its own pass
+            try:
+                _forward.run(model, data, units, lsuv=False, tol=tol, max_iter=max_iter)
+            except Exception as e:
+                raise _does_not_fit(model, e) from e
     before = {id(u): u.std for u in units}
 
     touched = _variables_touched(plans) + [layer.gamma for layer, _ in gammas]
-    snapshot = [(v, keras.ops.convert_to_numpy(v.value).copy()) for v in touched]
+    snapshot = _forward.snapshot(touched)
     try:
         for unit in plans:
             for p in unit:
@@ -646,14 +670,31 @@ def initialize(
                     _zero_bias(p.slot)
         for layer, value in gammas:
             _set_gamma(layer, value)
-        if data is not None:
-            # In forward order, a layer's input depends only on the layers
-            # before it, which are final when it is reached: the stds this
-            # pass records are those of the final model.
-            _forward.run(model, data, units, lsuv=method == "lsuv", tol=tol, max_iter=max_iter)
+        # In forward order, a layer's input depends only on the layers
+        # before it, which are final when it is reached: the stds this
+        # pass records are those of the final model.
+        if data is not None and method != "moments":
+            try:
+                _forward.run(
+                    model,
+                    data,
+                    units,
+                    lsuv=method == "lsuv",
+                    tol=tol,
+                    max_iter=max_iter,
+                    zero_bias=bias == "zeros",
+                )
+            except Exception as e:
+                if method != "lsuv":
+                    raise
+                raise _does_not_fit(model, e) from e
+            if method == "lsuv":
+                before = {id(u): u.drawn_std for u in units}
+        solved = _moments_phase(model, plans, arrays, method)
+        if solved and data is not None:
+            _forward.run(model, data, units, lsuv=False, tol=tol, max_iter=max_iter)
     except BaseException:
-        for v, value in snapshot:
-            v.assign(value)
+        _forward.restore(snapshot)
         raise
 
     rows: list[LayerInit] = []
@@ -662,6 +703,9 @@ def initialize(
             slot = p.slot
             u = unit_of.get(id(p))
             factor = u.factor if (u is not None and p.lsuv_target) else 1.0
+            m = solved.get(id(slot.owner)) if solved else None
+            if m is not None and p.lsuv_target:
+                factor = m.factor
             written = _rebuilt(p, p.seed, factor)
             if slot.init_attr is not None:
                 setattr(slot.holder, slot.init_attr, written)
@@ -691,7 +735,8 @@ def initialize(
                     lsuv_factor=factor
                     if (u is not None and method == "lsuv" and p.lsuv_target)
                     else None,
-                    note=(u.note if u is not None and p.lsuv_target else "")
+                    note=(m.note if m is not None and p.lsuv_target else "")
+                    or (u.note if u is not None and p.lsuv_target else "")
                     or _note(p, method)
                     or (
                         "the model did not call this layer on the data"
@@ -702,6 +747,8 @@ def initialize(
                     guessed=p.guessed,
                     residual=p.residual,
                     target_std=p.target_std,
+                    moments_factor=m.factor if (m is not None and p.lsuv_target) else None,
+                    moments_std=m.std if (m is not None and p.lsuv_target) else None,
                 )
             )
         owner = unit[0].slot.owner
@@ -723,7 +770,34 @@ def initialize(
         measured=data is not None,
         residual=branches,
         not_stored=_not_stored(model, plans),
+        stability=stability_of(rows),
     )
+
+
+def _does_not_fit(model, e: Exception) -> ValueError:
+    return ValueError(
+        f"Argument `data` does not fit the model {model.name!r}: {type(e).__name__}: {e}"
+    )
+
+
+def _moments_phase(model, plans, data, method) -> dict:
+    """`method="moments"`: solve each kernel's scale by moment propagation.
+
+    Residual schemes compose through `targets` (id(layer) -> the std a
+    branch's last kernel should give, 1 elsewhere) and through the weights
+    themselves (a zeroed γ is read as it is): apply them to the drawn
+    weights before this phase, and give the scaled kernels their target.
+    """
+    if method != "moments":
+        return {}
+    kernels = {id(unit[-1].slot.owner): [(p.slot, p.lsuv_target) for p in unit] for unit in plans}
+    targets = {id(unit[-1].slot.owner): _moments_target(unit[-1]) for unit in plans}
+    return _moments.solve(model, kernels, targets, data)
+
+
+def _moments_target(plan: _Plan) -> float:
+    """The pre-activation std the moments solve aims for at one kernel (1 by default)."""
+    return float(getattr(plan, "target_std", 1.0))
 
 
 def _note(p: _Plan, method: str) -> str:

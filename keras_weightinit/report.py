@@ -37,7 +37,10 @@ class LayerInit:
             orthogonal matrix).
         weight_std: The standard deviation of the kernel values.
         std_before: The std of the layer's output (before its activation) on
-            the data, with the weights the model had; `None` without data or
+            the data before `initialize` set this kernel: for LSUV, with the
+            analytic draw LSUV starts from, on the signal of the layers before
+            it (already rescaled), measured in LSUV's own pass; for the other
+            methods, with the weights the model had. `None` without data or
             on rows that do not carry the layer's output.
         std_after: The same after `initialize`.
         lsuv_iterations: Rescaling steps taken by LSUV (`None` if not run).
@@ -54,6 +57,11 @@ class LayerInit:
         target_std: The output std this kernel aims at: 1, or the scale of
             a residual branch's last kernel; `check` reads `std_after`
             relative to it.
+        moments_factor: `method="moments"`: the factor the moment solve
+            applied to the analytic draw (folded into `scale`); None otherwise
+            or where the analytic scale was kept (see `note`).
+        moments_std: `method="moments"`: the pre-activation std the moments
+            predict after the factor (no data needed; `std_after` is measured).
     """
 
     layer: str
@@ -78,6 +86,76 @@ class LayerInit:
     guessed: bool = False
     residual: str = ""
     target_std: float = 1.0
+    moments_factor: float | None = None
+    moments_std: float | None = None
+
+
+class UnstableActivationError(SignalOutOfBandError):
+    """Raised by `InitReport.check(require_stable=True)` (see there)."""
+
+
+#: |chi - 1| up to this is "marginal": the error of a layer's variance
+#: changes by at most 2% a layer (x2.7 over 50 layers).
+MARGINAL = 0.02
+
+
+@dataclasses.dataclass
+class ActivationStability:
+    """How one activation of the model treats an error in the signal's variance.
+
+    The variance map of a layer is `q -> E[f(sqrt(q) z)²] / E[f(z)²]` (`q`
+    the pre-activation variance, `z ~ N(0, 1)`, the weights set for `q = 1`,
+    as the moments scheme and LSUV set them). `chi` is its slope
+    `d log E[f²] / d log q` at `q = 1`: a relative error `e` in one layer's
+    variance becomes `chi·e` in the next.
+
+    Attributes:
+        activation: The activation's canonical name.
+        chi: The slope.
+        verdict: `"contractive"` (`chi < 1 - MARGINAL`: errors shrink, a
+            data-free scale is depth-stable), `"marginal"` (errors persist:
+            relu, leaky relu, linear) or `"unstable"` (`chi > 1 + MARGINAL`:
+            errors grow layer after layer; only data, LSUV, holds the signal).
+        layers: How many kernels of the model feed this activation.
+        growth: `chi ** layers`, what an error becomes over those layers.
+    """
+
+    activation: str
+    chi: float
+    verdict: str
+    layers: int
+    growth: float
+
+
+def verdict(chi: float) -> str:
+    """`"contractive"`, `"marginal"` or `"unstable"` for a slope `chi`."""
+    if chi < 1 - MARGINAL:
+        return "contractive"
+    if chi <= 1 + MARGINAL:
+        return "marginal"
+    return "unstable"
+
+
+def stability_of(rows: list[LayerInit]) -> list[ActivationStability]:
+    """One `ActivationStability` per activation that follows a kernel."""
+    from keras_weightinit._moments import chi as slope
+
+    counts: dict[str, int] = {}
+    for r in rows:
+        if r.checked and r.layer_type not in ("Embedding", "MultiHeadAttention"):
+            counts[r.activation] = counts.get(r.activation, 0) + 1
+    out = []
+    for name, n in counts.items():
+        try:
+            c = slope(name)
+        except ValueError:
+            continue  # not elementwise (softmax): no variance map
+        try:
+            growth = c**n
+        except OverflowError:
+            growth = math.inf
+        out.append(ActivationStability(name, c, verdict(c), n, growth))
+    return out
 
 
 @dataclasses.dataclass
@@ -141,7 +219,7 @@ class InitReport:
     `str(report)` a table; `report.skipped` the layers left unchanged and why.
 
     Attributes:
-        method: `"analytic"` or `"lsuv"`.
+        method: `"analytic"`, `"lsuv"` or `"moments"`.
         layers: The `LayerInit` rows.
         skipped: The `SkippedLayer` rows.
         seed: The seed argument `initialize` received.
@@ -149,6 +227,7 @@ class InitReport:
         residual: The `ResidualBranch` rows (empty with `residual="none"`).
         not_stored: The `NotStored` rows: layers whose scheme is lost when
             the layer is rebuilt from its config (its weights are not).
+        stability: One `ActivationStability` per activation of the model.
     """
 
     method: str
@@ -158,6 +237,7 @@ class InitReport:
     measured: bool
     residual: list[ResidualBranch] = dataclasses.field(default_factory=list)
     not_stored: list[NotStored] = dataclasses.field(default_factory=list)
+    stability: list[ActivationStability] = dataclasses.field(default_factory=list)
 
     def __iter__(self) -> Iterator[LayerInit]:
         return iter(self.layers)
@@ -186,7 +266,7 @@ class InitReport:
         """Layer name -> output std after initialization, for the rows `check` reads."""
         return {r.layer: r.std_after for r in self.layers if r.std_after is not None and r.checked}
 
-    def check(self, low: float = 0.5, high: float = 2.0) -> None:
+    def check(self, low: float = 0.5, high: float = 2.0, *, require_stable: bool = False) -> None:
         """Raises if any layer's output std after initialization is outside [low, high].
 
         Meant for CI: `initialize(model, batch).check(0.8, 1.25)`. The band
@@ -195,15 +275,29 @@ class InitReport:
         except at the end of a residual branch scaled down on purpose);
         non-finite values always fail.
 
+        With `require_stable=True` it also raises where a data-free answer
+        cannot hold the signal: if the report is not LSUV's and an activation
+        of the model is `"unstable"` (see `stability`), whatever the band
+        says on this batch. Without a measurement, only that is checked (a
+        data-free report can then pass).
+
         Args:
             low: The smallest acceptable std.
             high: The largest acceptable std.
+            require_stable: Require LSUV for unstable activations.
 
         Raises:
             ValueError: if the band is not `0 <= low < high`, or the report
-                holds no measurement (call `initialize` with `data`).
+                holds no measurement (call `initialize` with `data`) and
+                `require_stable` is False.
+            UnstableActivationError: naming the unstable activations.
             SignalOutOfBandError: naming every layer outside the band.
         """
+        if not isinstance(require_stable, bool):
+            raise TypeError(
+                "Argument `require_stable` must be a bool. "
+                f"Received: require_stable={require_stable!r}"
+            )
         for name, value in (("low", low), ("high", high)):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"Argument `{name}` must be a number. Received: {name}={value!r}")
@@ -212,8 +306,22 @@ class InitReport:
                 "Arguments `low` and `high` must satisfy 0 <= low < high < inf. "
                 f"Received: low={low}, high={high}"
             )
+        if require_stable and self.method != "lsuv":
+            bad = [s for s in self.stability if s.verdict == "unstable"]
+            if bad:
+                listed = ", ".join(
+                    f"{s.activation} (chi {s.chi:.3f}, an error x{_fmt(s.growth)} over "
+                    f"{s.layers} layers)"
+                    for s in bad
+                )
+                raise UnstableActivationError(
+                    f"No data-free scale holds the signal through {listed}: initialize "
+                    f"with a batch (LSUV). Received: a report of method={self.method!r}"
+                )
         # Rows, not `signals()`: keras-hub blocks repeat their sublayers' names.
         signals = [r for r in self.layers if r.std_after is not None and r.checked]
+        if not signals and require_stable:
+            return
         if not signals:
             raise ValueError(
                 "The report holds no measured signal: pass a batch of inputs as "
@@ -297,6 +405,13 @@ class InitReport:
             lines += [
                 f"  {b.site}: {b.layer}/{b.weight or '-'} {b.action}: {b.reason}"
                 for b in self.residual
+            ]
+        if self.stability:
+            lines.append("Stability (chi: slope of the variance map at unit variance):")
+            lines += [
+                f"  {s.activation}: chi {s.chi:.4f}, {s.verdict} "
+                f"(x{_fmt(s.growth)} over {s.layers} layers)"
+                for s in self.stability
             ]
         kept = [s for s in self.skipped if s.reason == NO_KERNEL]
         containers = [s for s in self.skipped if s.container]

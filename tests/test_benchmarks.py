@@ -7,7 +7,9 @@ that the memory measurement sees the tensor a backend allocates.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,7 @@ def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=_this_package_env(),
     )
 
 
@@ -98,6 +101,17 @@ def test_memory_case_sees_the_tensor_the_backend_allocates(tmp_path):
 SIGNAL_SCRIPT = SCRIPT.parent / "signal_propagation.py"
 
 
+def _this_package_env() -> dict:
+    """The environment for a benchmark child that imports this checkout's package.
+
+    A script's own folder comes first on its `sys.path`, not the repository,
+    so without this the child would import whatever copy is installed.
+    """
+    root = str(SCRIPT.parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
 @pytest.mark.slow
 def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
     out_json = tmp_path / "signal.json"
@@ -126,6 +140,7 @@ def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
+        env=_this_package_env(),
     )
     # At these toy sizes a target may be missed by chance (8-channel layers,
     # 3 networks); the script must then say FAIL and exit 1, else exit 0.
@@ -134,16 +149,27 @@ def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
     verdicts = [line for line in stdout.splitlines() if line.startswith(("- PASS", "- FAIL"))]
     assert (result.returncode == 1) == any(v.startswith("- FAIL") for v in verdicts)
     data = json.loads(out_json.read_text())
-    # The spread covers the four analytic targets, Gaussian and orthogonal,
-    # on each of the 3 networks, whatever --activations says.
+    # The spread covers the four analytic targets, Gaussian, orthogonal and
+    # moments, on each of the 3 networks, whatever --activations says.
     spread = data["spread"]
-    assert len(spread) == 4 * 2 * 3
+    assert len(spread) == 4 * 3 * 3
     assert {r["activation"] for r in spread} == {"relu", "leaky_relu", "selu", "linear"}
     assert all(r["ratio"] > 0 for r in spread)
-    # Keras's default, analytic, orthogonal and LSUV side by side, per activation.
+    # Keras's default, analytic, orthogonal, moments and LSUV (and AnyInit if
+    # it imports) side by side, per activation.
+    schemes = ["keras", "analytic", "orthogonal", "moments", "lsuv"]
+    if importlib.util.find_spec("anyinit") is not None:
+        schemes.append("anyinit")
     assert {(r["activation"], r["scheme"]) for r in data["mlp"]} == {
-        (a, s) for a in ("relu", "selu") for s in ("keras", "analytic", "orthogonal", "lsuv")
+        (a, s) for a in ("relu", "selu") for s in schemes
     }
+    # The count of networks within [0.5, 2], one row per scheme, agrees with
+    # the rows: a network is within iff its min and max std are.
+    for r in data["mlp"]:
+        assert r["within"] == (0.5 <= r["std_min"] and r["std_max"] <= 2.0)
+    for scheme in schemes:
+        n = sum(r["within"] for r in data["mlp"] if r["scheme"] == scheme)
+        assert f"| {scheme} | {n}/2 |" in stdout
     assert "Spread over networks" in stdout
     judged = {v.split(":")[0][7:] for v in verdicts}
     assert judged == {
@@ -153,6 +179,11 @@ def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
         "analytic leaky_relu",
         "analytic selu",
         "analytic linear",
+        "moments relu",
+        "moments leaky_relu",
+        "moments selu",
+        "moments linear",
+        "moments",
         "analytic Conv2DTranspose 256->8",
         "analytic DepthwiseConv2D + 1x1 Conv2D x6, 128 ch",
     }
@@ -175,6 +206,7 @@ def test_training_benchmark_runs_every_cell_and_initializer(tmp_path):
         capture_output=True,
         text=True,
         timeout=1200,
+        env=_this_package_env(),
     )
     stdout = _ok(result)
     data = json.loads(out_json.read_text())
@@ -221,3 +253,41 @@ def test_training_benchmark_runs_every_cell_and_initializer(tmp_path):
     # The residual cell is the functional model with Add blocks.
     assert "residual" in data["cells"]["residual_relu-sgd"]["description"]
     assert "best of the baselines" in stdout
+
+
+COST_SCRIPT = SCRIPT.parent / "lsuv_cost.py"
+
+
+@pytest.mark.slow
+def test_lsuv_cost_prints_a_ratio_per_model(tmp_path):
+    out_json = tmp_path / "cost.json"
+    stdout = _ok(
+        subprocess.run(
+            [
+                sys.executable,
+                str(COST_SCRIPT),
+                "--backend", keras.backend.backend(),
+                "--models", "mlp", "mobilenetv2",
+                "--mlp-depth", "3",
+                "--mlp-width", "16",
+                "--mlp-batch", "32",
+                "--image-batch", "16",
+                "--rounds", "2",
+                "--json", str(out_json),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=_this_package_env(),
+        )
+    )  # fmt: skip
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [r["model"] for r in rows] == ["mlp", "mobilenetv2"]
+    for r in rows:
+        # Every timing is positive and each ratio is the median of the rounds'.
+        assert all(len(t) == 2 and min(t) > 0 for t in r["times"].values())
+        per_round = sorted(a / f for a, f in zip(r["times"]["lsuv"], r["times"]["forward"]))
+        assert r["lsuv_ratio"] == pytest.approx(sum(per_round) / 2)
+        assert f"| {r['lsuv_ratio']:.2f} |" in stdout
+    assert "3 x Dense(16), batch 32" in stdout
+    assert "Median of lsuv / forward over the models" in stdout

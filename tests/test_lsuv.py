@@ -294,3 +294,102 @@ def test_a_layer_the_model_never_calls_is_reported_not_measured():
     assert spare.std_after is None and spare.lsuv_iterations is None
     assert "did not call" in spare.note
     assert abs(report["used"][0].std_after ** 2 - 1) <= TOL
+
+
+class _Counting(L.Dense):
+    """A Dense layer that counts how often its `call` runs."""
+
+    calls = 0
+
+    def call(self, inputs, training=None):
+        _Counting.calls += 1
+        return super().call(inputs)
+
+
+def _counting_mlp(depth=4, width=32):
+    return keras.Sequential(
+        [keras.Input((width,))]
+        + [_Counting(width, activation="gelu", name=f"c{i}") for i in range(depth)]
+    )
+
+
+def test_lsuv_calls_each_layer_once_and_lands_on_one_in_one_step():
+    model = _counting_mlp()
+    data = _batch((32,), n=256)
+    _Counting.calls = 0
+    report = kwi.initialize(model, data, seed=0)
+    # One pass, one call per layer: no "before" pass, no verification call.
+    assert _Counting.calls == 4
+    assert [r.lsuv_iterations for r in report] == [1, 1, 1, 1]
+    h, stds = keras.ops.convert_to_tensor(data), []
+    for layer in model.layers:  # pre-activations computed here: x @ W + b
+        pre = keras.ops.matmul(h, layer.kernel) + layer.bias
+        stds.append(float(to_numpy(pre).std()))
+        h = layer.activation(pre)
+    # The bias is zero, so scaling the kernel by c scales the pre-activation
+    # by c exactly: the std is 1 up to float32 rounding (1e-6), far tighter
+    # than the loop's tolerance of 0.1 on the variance.
+    np.testing.assert_allclose(stds, 1.0, rtol=1e-4)
+    np.testing.assert_allclose([r.std_after for r in report], stds, rtol=1e-4)
+
+
+def test_a_kept_bias_takes_the_measure_rescale_verify_loop():
+    model = _counting_mlp(depth=2)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        layer.bias.assign((0.3 * rng.normal(size=32)).astype("float32"))
+    _Counting.calls = 0
+    report = kwi.initialize(model, _batch((32,), n=128), seed=0, bias="keep", tol=0.01)
+    # Each layer: the "before" pass's call, then LSUV's calls: measure, and
+    # re-measure after each step, and the output.
+    assert _Counting.calls > 2 * 2
+    for row in report:
+        assert abs(row.std_after**2 - 1) <= 0.01
+
+
+def test_lsuv_std_before_is_the_drawn_kernels_std_on_the_same_signal():
+    keras.utils.set_random_seed(0)
+    model = _deep_mlp("tanh", depth=2)
+    data = _batch((32,))
+    kwi.initialize(model, seed=7)  # analytic: the draw LSUV starts from
+    w0 = to_numpy(model.get_layer("d0").kernel)
+    report = kwi.initialize(model, data, seed=7)
+    # The first layer sees the raw batch: its "before" is the std of
+    # x @ W_drawn (bias zero), computed here from the analytic kernel.
+    expected = (data.astype(np.float64) @ w0).std()
+    assert report["d0"][0].std_before == pytest.approx(expected, rel=1e-4)
+    # Later layers: the drawn kernel on the rescaled predecessors' signal,
+    # which is std before / factor's inverse: std_before * factor = 1.
+    for row in report:
+        assert row.std_before * row.lsuv_factor == pytest.approx(1.0, rel=1e-4)
+
+
+def test_the_run_loop_honours_a_units_target_std():
+    from keras_weightinit import _forward
+
+    model = keras.Sequential([keras.Input((16,)), L.Dense(32, name="a"), L.Dense(8, name="b")])
+    for layer in model.layers:
+        layer.bias.assign(np.zeros(tuple(layer.bias.shape), "float32"))
+    data = keras.ops.convert_to_tensor(_batch((16,)))
+    units = [
+        _forward.Unit(model.get_layer("a"), model.get_layer("a").kernel, target_std=0.25),
+        _forward.Unit(model.get_layer("b"), model.get_layer("b").kernel),
+    ]
+    _forward.run(model, data, units, lsuv=True, tol=0.1, max_iter=10, zero_bias=True)
+    assert units[0].std == pytest.approx(0.25, rel=1e-5)
+    assert units[1].std == pytest.approx(1.0, rel=1e-5)
+    stds = _preactivation_stds(model, model.layers, to_numpy(data).astype("float32"))
+    np.testing.assert_allclose(stds, [0.25, 1.0], rtol=1e-4)
+
+
+def test_a_dead_layer_is_left_as_drawn_with_a_note():
+    inp = keras.Input((8,))
+    net = keras.Model(inp, L.Dense(4, name="b")(L.Lambda(lambda x: 0.0 * x)(inp)))
+    kwi.initialize(net, seed=0)
+    drawn = to_numpy(net.get_layer("b").kernel)
+    report = kwi.initialize(net, _batch((8,)), seed=0)
+    row = report["b"][0]
+    # A zero input: the std is 0 whatever the kernel, so no factor applies.
+    assert row.std_after == 0.0 and "output std is 0" in row.note
+    assert row.lsuv_factor == 1.0
+    np.testing.assert_array_equal(to_numpy(net.get_layer("b").kernel), drawn)
