@@ -72,6 +72,7 @@ from keras_weightinit.activations import (
     is_activation_layer,
     resolve_activation,
 )
+from keras_weightinit.report import ActivationStability, verdict
 
 # Activations without a closed form: 24 Gauss–Legendre panels of 8 nodes on
 # [-10, 10] standard deviations (the mass beyond is 1.5e-23). Smooth ones
@@ -483,3 +484,23 @@ def solve(model, kernels: dict[int, list], targets: dict[int, float], data=None)
             key, Solved(note="moments: analytic scale kept (not reached from the inputs)")
         )
     return solver.solved
+
+
+def stability_of(rows: list) -> list[ActivationStability]:
+    """One `ActivationStability` per activation that follows a kernel."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        if r.checked and r.layer_type not in ("Embedding", "MultiHeadAttention"):
+            counts[r.activation] = counts.get(r.activation, 0) + 1
+    out = []
+    for name, n in counts.items():
+        try:
+            c = chi(name)
+        except ValueError:
+            continue  # not elementwise (softmax): no variance map
+        try:
+            growth = c**n
+        except OverflowError:
+            growth = math.inf
+        out.append(ActivationStability(name, c, verdict(c), n, growth))
+    return out

@@ -107,7 +107,6 @@ from keras_weightinit.report import (
     NotStored,
     ResidualBranch,
     SkippedLayer,
-    stability_of,
 )
 
 __all__ = ["Fans", "initialize", "layer_fans"]
@@ -770,7 +769,7 @@ def initialize(
         measured=data is not None,
         residual=branches,
         not_stored=_not_stored(model, plans),
-        stability=stability_of(rows),
+        stability=_moments.stability_of(rows),
     )
 
 

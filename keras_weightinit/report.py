@@ -136,28 +136,6 @@ def verdict(chi: float) -> str:
     return "unstable"
 
 
-def stability_of(rows: list[LayerInit]) -> list[ActivationStability]:
-    """One `ActivationStability` per activation that follows a kernel."""
-    from keras_weightinit._moments import chi as slope
-
-    counts: dict[str, int] = {}
-    for r in rows:
-        if r.checked and r.layer_type not in ("Embedding", "MultiHeadAttention"):
-            counts[r.activation] = counts.get(r.activation, 0) + 1
-    out = []
-    for name, n in counts.items():
-        try:
-            c = slope(name)
-        except ValueError:
-            continue  # not elementwise (softmax): no variance map
-        try:
-            growth = c**n
-        except OverflowError:
-            growth = math.inf
-        out.append(ActivationStability(name, c, verdict(c), n, growth))
-    return out
-
-
 @dataclasses.dataclass
 class SkippedLayer:
     """A layer `initialize` left unchanged, with the reason.
