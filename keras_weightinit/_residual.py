@@ -66,6 +66,9 @@ class Branch:
         weight: `"gamma"`, or the kernel's name as the report shows it.
         kind: `GAMMA`, `KERNEL` or `NONE`.
         reason: Why it was recognized (or why nothing can be done).
+        inside: The layers on the branch between the fork and the add
+            (the end layer included), whose gradient passes through the
+            branch's end weight; `branch_kernels` lists their kernels.
     """
 
     site: str
@@ -73,6 +76,7 @@ class Branch:
     weight: str
     kind: str
     reason: str
+    inside: tuple = ()
 
 
 def _types(names) -> tuple[type, ...]:
@@ -222,7 +226,14 @@ def _functional(container: Any, out: list[Branch]) -> None:
                 reason += ", a learned scale of its own whose initial value bounds the stream"
             elif kind == NONE:
                 reason += ", which has neither a normalization scale nor a kernel"
-            out.append(Branch(getattr(op, "name", type(op).__name__), layer, weight, kind, reason))
+            side = a - b if branch is inputs[0] else b - a
+            inside = tuple(
+                ops[i]
+                for i in side
+                if isinstance(ops.get(i), keras.layers.Layer) and ops[i] is not op
+            )
+            site = getattr(op, "name", type(op).__name__)
+            out.append(Branch(site, layer, weight, kind, reason, inside))
 
 
 def _followed_by_norm(tensor: Any, op: Any) -> bool:
@@ -283,15 +294,16 @@ def _hub(block: Any, out: list[Branch]) -> None:
     for name, sub in attrs:
         if _is_attention(name, sub):
             found = _last_projection(sub)
-            _hub_branch(out, block, f"{name.strip('_')}", found, kind_name, post)
+            _hub_branch(out, block, f"{name.strip('_')}", found, kind_name, post, (sub,))
     ffn = [(k, v) for k, v in attrs if isinstance(v, _dense_types()) and not _is_attention(k, v)]
     if ffn:
         named = [v for k, v in ffn if re.search(r"out|down|linear", k.lower())]
         last = named[-1] if named else ffn[-1][1]
-        _hub_branch(out, block, "feedforward", (last, "kernel"), kind_name, post)
+        inside = tuple(v for _, v in ffn)
+        _hub_branch(out, block, "feedforward", (last, "kernel"), kind_name, post, inside)
 
 
-def _hub_branch(out, block, part, found, kind_name, post) -> None:
+def _hub_branch(out, block, part, found, kind_name, post, inside) -> None:
     site = f"{block.name} ({part})"
     if found is None:
         out.append(Branch(site, None, "", NONE, f"{kind_name}: no output projection found"))
@@ -303,12 +315,12 @@ def _hub_branch(out, block, part, found, kind_name, post) -> None:
                 found[1],
                 NONE,
                 f"{kind_name}(normalize_first=False) normalizes the sum after each add",
+                inside,
             )
         )
     else:
-        out.append(
-            Branch(site, found[0], found[1], KERNEL, f"{kind_name}: the {part} branch's output")
-        )
+        reason = f"{kind_name}: the {part} branch's output"
+        out.append(Branch(site, found[0], found[1], KERNEL, reason, inside))
 
 
 def find(model: Any) -> list[Branch]:
@@ -325,3 +337,27 @@ def find(model: Any) -> list[Branch]:
         if is_hub_block(layer):
             _hub(layer, out)
     return out
+
+
+def end_variable(branch: Branch) -> Any:
+    """The variable at the end of a branch (its gamma or its last kernel), or None."""
+    if branch.kind == GAMMA:
+        return branch.layer.gamma
+    if branch.kind == KERNEL:
+        return next((s.variable for s in _slots(branch.layer) if s.weight == branch.weight), None)
+    return None
+
+
+def branch_kernels(branch: Branch) -> list:
+    """The kernel variables inside a branch, nested layers' included, except its end weight.
+
+    Their gradient flows through the end weight: while it is zero, theirs is zero too.
+    """
+    end = end_variable(branch)
+    found: dict[int, Any] = {}
+    for top in branch.inside:
+        for layer in top._flatten_layers(include_self=True, recursive=True):
+            for slot in _slots(layer):
+                if slot.variable is not end:
+                    found.setdefault(id(slot.variable), slot.variable)
+    return list(found.values())

@@ -34,6 +34,7 @@ import numpy as np
 
 from keras_weightinit import _graph as graph
 from keras_weightinit import _layer_table as table
+from keras_weightinit import _residual
 from keras_weightinit.activations import is_activation_layer, resolve_activation
 
 __all__ = [
@@ -152,6 +153,9 @@ class LayerSignal:
         layer: The owning layer's own name (as `InitReport` rows name it).
         weight: Which kernel of the layer (`"kernel"`, `"pointwise_kernel"`,
             `"recurrent_kernel"`, `"embeddings"`, `"query"`, ...).
+        note: A status that is not a problem, e.g. `ZEROED_BRANCH` for a
+            kernel inside a residual branch whose end weight is zero: its
+            small gradient is not flagged as vanishing.
     """
 
     depth: int
@@ -165,6 +169,7 @@ class LayerSignal:
     flags: tuple[str, ...] = ()
     layer: str = ""
     weight: str = "kernel"
+    note: str = ""
 
     @property
     def relative_grad(self) -> float:
@@ -286,7 +291,7 @@ class Diagnosis:
                 f"{row.std:.3e}",
                 f"{row.grad_norm:.3e}",
                 f"{row.relative_grad:.3e}",
-                ", ".join(row.flags) or "ok",
+                "; ".join(filter(None, [", ".join(row.flags), row.note])) or "ok",
             )
             for row in self.layers
         ]
@@ -882,6 +887,22 @@ def _norm(x) -> float:
         return float(np.sqrt(np.sum(values * values)))
 
 
+ZEROED_BRANCH = "zeroed residual branch: its gradient arrives once the branch's {weight} moves"
+
+
+def _zeroed(model) -> dict[int, str]:
+    """id(kernel) -> note, for the kernels inside a branch whose end weight is exactly zero."""
+    notes: dict[int, str] = {}
+    for branch in _residual.find(model):
+        end = _residual.end_variable(branch)
+        if end is None or np.any(_numpy(end.value) != 0):
+            continue
+        weight = "gamma" if branch.kind == _residual.GAMMA else "last kernel"
+        for variable in _residual.branch_kernels(branch):
+            notes.setdefault(id(variable), ZEROED_BRANCH.format(weight=weight))
+    return notes
+
+
 def _flags(row: LayerSignal, largest: float, trainable: bool, t: Thresholds):
     flags = []
     if not math.isfinite(row.std) or row.std > t.signal_high:
@@ -898,7 +919,7 @@ def _flags(row: LayerSignal, largest: float, trainable: bool, t: Thresholds):
     return tuple(flags)
 
 
-def _rows(kernels, caught, grads, thresholds) -> list[LayerSignal]:
+def _rows(kernels, caught, grads, thresholds, zeroed) -> list[LayerSignal]:
     norms = []
     for k in kernels:
         grad = grads.get(id(k.variable))
@@ -922,9 +943,14 @@ def _rows(kernels, caught, grads, thresholds) -> list[LayerSignal]:
             layer=k.owner.name,
             weight=k.weight,
         )
-        rows.append(
-            dataclasses.replace(row, flags=_flags(row, largest, k.variable.trainable, thresholds))
-        )
+        flags = _flags(row, largest, k.variable.trainable, thresholds)
+        note = zeroed.get(id(k.variable), "")
+        if note and "vanishing gradient" in flags:
+            # Zero by design until the branch's end weight moves, not a fault.
+            flags = tuple(f for f in flags if f != "vanishing gradient")
+        else:
+            note = ""
+        rows.append(dataclasses.replace(row, flags=flags, note=note))
     return rows
 
 
@@ -959,6 +985,14 @@ def diagnose(
     The model runs in inference mode (`training=False`); no weight changes.
     It may be Sequential, functional (keras-hub backbones included) or
     subclassed: only the batch is needed, not a graph.
+
+    A kernel inside a residual branch whose end weight is exactly zero (the
+    last normalization's gamma, or the last kernel, as `initialize` leaves
+    them by default) gets no gradient until that weight moves after the
+    first update. Such rows are not flagged "vanishing gradient": their
+    `note` says `"zeroed residual branch: ..."` instead, the table shows it,
+    and they do not make `Diagnosis.ok` False. The branches are the ones
+    `initialize` finds (`keras_weightinit._residual`).
 
     The loss, and `Diagnosis.loss_name`, which says which one was used:
 
@@ -1057,7 +1091,7 @@ def diagnose(
         rank = {key: i for i, key in enumerate(order)}
         called.sort(key=lambda k: rank[id(k.watched)])  # stable: slot order kept
     return Diagnosis(
-        layers=tuple(_rows(called, caught, grads, thresholds)),
+        layers=tuple(_rows(called, caught, grads, thresholds, _zeroed(model))),
         loss=float(_numpy(loss_value)),
         input_std=_input_std(flat),
         thresholds=thresholds,

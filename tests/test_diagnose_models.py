@@ -109,3 +109,16 @@ def test_rows_inside_transformer_blocks_are_named_by_path():
         for part in ("query", "key", "value", "output"):
             assert f"{block}/self_attention/{part}" in names
     assert result[0].name == "token_embedding"
+
+
+def test_resnet50_zeroed_branches_are_noted_not_flagged():
+    model, batch = _images("ResNet50")()
+    kwi.initialize(model, seed=0)  # zeroes the last gamma of each bottleneck branch
+    result = kwi.diagnose(model, batch)
+    # ResNet50 has 3 + 4 + 6 + 3 = 16 bottleneck blocks of 3 convolutions.
+    noted = [row for row in result if row.note]
+    assert len(noted) == 16 * 3, result.table()
+    assert all(row.grad_norm == 0.0 for row in noted)
+    assert all(row.name.split("_")[-1] == "conv" and "_0_" not in row.name for row in noted)
+    assert not any("vanishing gradient" in row.flags for row in result), result.table()
+    assert len(result.flagged) <= 3, result.table()

@@ -678,3 +678,98 @@ def test_any_arguments_give_a_result_or_name_the_bad_one(case):
     for row in result:
         assert all(math.isfinite(v) for v in (row.mean, row.std, row.grad_norm, row.weight_norm))
     assert math.isfinite(result.loss)
+
+
+# -- residual branches that initialize zeroes ---------------------------------
+
+
+def residual_cnn(blocks: int = 3) -> keras.Model:
+    """Stem, then Conv-BN-ReLU-Conv-BN blocks added to their shortcut.
+
+    Block 0 halves the resolution, so its shortcut is a 1x1 projection
+    convolution with its BatchNormalization; the others are identities.
+    """
+    layers = keras.layers
+    inputs = keras.Input((16, 16, 3))
+    h = layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    h = layers.ReLU()(layers.BatchNormalization(name="stem_bn")(h))
+    for i in range(blocks):
+        stride = 2 if i == 0 else 1
+        b = layers.Conv2D(8, 3, strides=stride, padding="same", name=f"b{i}_conv1")(h)
+        b = layers.ReLU()(layers.BatchNormalization(name=f"b{i}_bn1")(b))
+        b = layers.Conv2D(8, 3, padding="same", name=f"b{i}_conv2")(b)
+        b = layers.BatchNormalization(name=f"b{i}_bn2")(b)
+        if stride == 2:
+            h = layers.Conv2D(8, 1, strides=2, name="proj")(h)
+            h = layers.BatchNormalization(name="proj_bn")(h)
+        h = layers.ReLU()(layers.Add(name=f"b{i}_add")([h, b]))
+    outputs = layers.Dense(4, name="head")(layers.GlobalAveragePooling2D()(h))
+    return keras.Model(inputs, outputs)
+
+
+BRANCH_CONVS = {f"b{i}_conv{j}" for i in range(3) for j in (1, 2)}
+CNN_X = np.random.default_rng(0).normal(size=(8, 16, 16, 3)).astype("float32")
+
+
+def test_branch_kernels_are_the_kernels_between_fork_and_add():
+    from keras_weightinit import _residual
+
+    model = residual_cnn()
+    branches = _residual.find(model)
+    assert [b.site for b in branches] == ["b0_add", "b1_add", "b2_add"]
+    for i, branch in enumerate(branches):
+        assert branch.layer.name == f"b{i}_bn2"
+        assert _residual.end_variable(branch) is branch.layer.gamma
+        # The projection shortcut, the stem and the head are not on any branch.
+        names = {v.path.split("/")[0] for v in _residual.branch_kernels(branch)}
+        assert names == {f"b{i}_conv1", f"b{i}_conv2"}
+
+
+def test_zeroed_residual_branch_is_noted_not_flagged_vanishing():
+    model = residual_cnn()
+    kwi.initialize(model, seed=0)  # residual="auto": each b{i}_bn2 gamma is zeroed
+    result = diagnose(model, CNN_X)
+    noted = {row.name for row in result if row.note}
+    assert noted == BRANCH_CONVS, result.table()
+    for row in result:
+        assert "vanishing gradient" not in row.flags, result.table()
+        if row.note:
+            # Gamma = 0 in inference mode multiplies the branch by exactly 0.
+            assert row.grad_norm == 0.0
+            assert row.note.startswith("zeroed residual branch")
+            assert "gamma" in row.note
+    assert result.ok, result.table()
+    assert "zeroed residual branch: its gradient arrives once" in result.table()
+    assert {r["name"] for r in result.rows() if r["note"]} == BRANCH_CONVS
+    assert {r["name"] for r in result.to_dict()["layers"] if r["note"]} == BRANCH_CONVS
+
+
+def test_branch_left_unzeroed_gets_no_note():
+    model = residual_cnn()
+    kwi.initialize(model, seed=0, residual="none")
+    result = diagnose(model, CNN_X)
+    assert not any(row.note for row in result), result.table()
+    assert all(row.grad_norm > 0 for row in result), result.table()
+
+
+def test_zeroed_gamma_set_by_hand_is_noted_too():
+    # The note follows the weight, not initialize: zero one gamma by hand.
+    model = residual_cnn()
+    kwi.initialize(model, seed=0, residual="none")
+    gamma = model.get_layer("b1_bn2").gamma
+    gamma.assign(np.zeros(gamma.shape, "float32"))
+    result = diagnose(model, CNN_X)
+    assert {row.name for row in result if row.note} == {"b1_conv1", "b1_conv2"}
+    assert result.ok, result.table()
+
+
+def test_a_deep_glorot_relu_mlp_is_still_flagged_vanishing_gradient():
+    # Glorot on 32x32 kernels: variance 2/(32+32) = 1/32, so ReLU keeps half
+    # the variance per layer; over 24 layers the first kernel's gradient is
+    # about 2**-12 of the last one's, far below spread_low. No residual branch.
+    data = np.random.default_rng(0).normal(size=(64, 32)).astype("float32")
+    model = deep_relu(24, 1.0)
+    result = diagnose(model, data)
+    assert "vanishing gradient" in result.layers[0].flags, result.table()
+    assert not any(row.note for row in result)
+    assert not result.ok
