@@ -217,6 +217,28 @@ def test_tied_embedding_gives_unit_logits():
     assert abs(to_numpy(model(ids)).std() - 1.0) < 0.05
 
 
+def test_position_embedding_gets_the_token_tables_scale():
+    keras_hub = pytest.importorskip("keras_hub")
+    vocab, seq, dim = 1000, 256, 64
+    tok = keras.Input((seq,), dtype="int32")
+    emb = keras.layers.ReversibleEmbedding(vocab, dim, tie_weights=True)
+    pos = keras_hub.layers.PositionEmbedding(seq)
+    x = emb(tok)
+    model = keras.Model(tok, keras.layers.LayerNormalization()(x + pos(x)))
+    report = kwi.initialize(model, seed=0)
+    assert pos.name not in [s.layer for s in report.skipped]
+    (row,) = report[pos.name]
+    assert (row.fan_in, row.mode) == (dim, "fan_in")
+    # var 1/dim, as the tied token rows (fan_in = dim): std 0.125 where a
+    # lookup's N(0, 1) gives 1 and keras-hub's glorot_uniform 0.088. 16,384
+    # values: the sample std's relative SE is 1/sqrt(2n) = 0.55%; 3% is over 5 SE.
+    table_std = to_numpy(pos.position_embeddings).std()
+    assert abs(table_std / (1 / math.sqrt(dim)) - 1) < 0.03
+    assert abs(to_numpy(emb.embeddings).std() / table_std - 1) < 0.03
+    # The scheme is written into the layer, so a rebuilt layer draws the same.
+    assert pos.get_config()["initializer"]["config"]["mode"] == "fan_in"
+
+
 def test_report_indexing_by_position_and_name():
     model = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(4, name="a"), keras.layers.Dense(2, name="b")]
