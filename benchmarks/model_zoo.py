@@ -195,9 +195,7 @@ def stream_tensors(model) -> list:
 
     out = []
     for op in model.operations:
-        is_block = type(op).__module__.startswith("keras_hub.") and _BLOCK.search(
-            type(op).__name__
-        )
+        is_block = type(op).__module__.startswith("keras_hub.") and _BLOCK.search(type(op).__name__)
         if isinstance(op, (keras.layers.Add, AddOp)) or is_block:
             for node in op._inbound_nodes:
                 if node.output_tensors:
@@ -212,7 +210,8 @@ def _std(x) -> float:
 def _logits(model, out):
     """The model's output; a keras-hub backbone's through its tied token embedding."""
     if isinstance(out, dict):
-        out = out.get("sequence_output", out.get("decoder_sequence_output", next(iter(out.values()))))
+        first = next(iter(out.values()))
+        out = out.get("sequence_output", out.get("decoder_sequence_output", first))
     emb = getattr(model, "token_embedding", None)
     if emb is not None and "Reversible" in type(emb).__name__:
         return emb(out, reverse=True)
@@ -270,9 +269,7 @@ def run_one(name: str, build, kind, shape) -> dict:
         row["skipped"] = [
             s for s in report.skipped if not s.container and "no kernel" not in s.reason
         ]
-        row["residual"] = collections.Counter(
-            b.action for b in report.residual
-        )
+        row["residual"] = collections.Counter(b.action for b in report.residual)
         row["residual_rows"] = report.residual
         row["analytic"] = measure(state["model"], state["x"])
 
@@ -409,7 +406,8 @@ def main(argv=None) -> int:
     if args.markdown:
         print(table(rows))
     bad = [r["model"] for r in rows if misses(r)]
-    print(f"{len(rows) - len(bad)} of {len(rows)} models pass" + (f"; misses: {bad}" if bad else ""))
+    tail = f"; misses: {bad}" if bad else ""
+    print(f"{len(rows) - len(bad)} of {len(rows)} models pass{tail}")
     return 1 if bad else 0
 
 
