@@ -164,7 +164,8 @@ def make_inputs(model, kind: str, shape, seed: int):
     """A batch for `model`: N(0, 1) images, token ids, all-ones masks."""
     rng = np.random.default_rng(seed)
     if kind == "image" and not isinstance(model.input, dict):
-        return rng.standard_normal((BATCH, *shape)).astype("float32")
+        x = rng.standard_normal((BATCH, *shape)).astype("float32")
+        return x / _input_rescaling(model)
     out = {}
     specs = model.input if isinstance(model.input, dict) else {"x": model.input}
     for key, spec in specs.items():
@@ -178,6 +179,19 @@ def make_inputs(model, kind: str, shape, seed: int):
         else:
             out[key] = rng.standard_normal(dims).astype("float32")
     return out if isinstance(model.input, dict) else out["x"]
+
+
+def _input_rescaling(model) -> float:
+    """The scale of the `Rescaling` layers a model starts with (EfficientNetB0's 1/255).
+
+    Such a model expects pixels; dividing the N(0, 1) batch by the scale gives
+    its first kernel N(0, 1), as the other models' first kernels get.
+    """
+    scale = 1.0
+    for layer in model.layers[1:4]:
+        if isinstance(layer, keras.layers.Rescaling) and np.ndim(layer.scale) == 0:
+            scale *= float(layer.scale)
+    return scale
 
 
 _BLOCK = re.compile(r"(Encoder|Decoder|DecoderBlock|EncoderBlock|TransformerLayer|DecoderLayer)$")
