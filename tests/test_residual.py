@@ -332,3 +332,26 @@ def test_branches_are_found_in_nested_models_and_tensor_sums():
         ("end1", "kernel", factor),
         ("branch_end", "kernel", factor),
     }
+
+
+def test_a_branch_end_that_feeds_other_layers_is_kept():
+    # NASNet's cell form: h = BN(conv(x)) is both a branch of `p + pool(h)`
+    # and the input of the cell's other operations. Zeroing h's gamma would
+    # zero those too (LSUV then measured std 0 at the separable convolutions).
+    inp = keras.Input((8, 8, 4))
+    p = keras.layers.ReLU()(inp)
+    h = keras.layers.BatchNormalization(name="h_bn")(keras.layers.Conv2D(4, 1)(p))
+    pooled = keras.layers.AveragePooling2D(3, strides=1, padding="same")(h)
+    x = keras.layers.Add(name="cell_add")([pooled, p])
+    other = keras.layers.Conv2D(4, 3, padding="same", name="other")(h)
+    model = keras.Model(inp, keras.layers.Concatenate()([x, other]))
+    report = kwi.initialize(model, seed=0)
+    (branch,) = [b for b in report.residual if b.site == "cell_add"]
+    assert branch.action == "kept" and "also feeds other layers" in branch.reason
+    gamma = to_numpy(model.get_layer("h_bn").gamma)
+    assert np.all(gamma == 1.0)
+    x = np.random.default_rng(0).standard_normal((4, 8, 8, 4)).astype("float32")
+    probe = keras.Model(inp, model.get_layer("other").output)
+    # The other operation still sees h: a conv of 36 unit-variance inputs,
+    # variance-preserving, std near 1 (never 0).
+    assert to_numpy(probe(x)).std() > 0.3
