@@ -368,7 +368,7 @@ def kernel_slots(layer) -> list[Slot] | None:
             )
         ]
     if _own_variables(layer):
-        if isinstance(layer, no_kernel_types()):
+        if isinstance(layer, no_kernel_types()) or _is_scale_only(layer):
             return None
         raise NotUnderstood("unknown layer type")
     return None
@@ -399,6 +399,21 @@ def no_kernel_types() -> tuple[type, ...]:
         "PReLU",
     )
     return tuple(getattr(keras.layers, n) for n in names if hasattr(keras.layers, n))
+
+
+_SCALE_ONLY = re.compile(r"(Norm|Normalization|LayerScale)$")
+
+
+def _is_scale_only(layer) -> bool:
+    """A normalization or learned scale of a library's own (keras-hub's
+    `LlamaLayerNorm`, `T5LayerNorm`, ConvNeXt's `LayerScale`): named as one,
+    and owning only per-channel vectors (a scale, an offset), no kernel."""
+    variables = _own_variables(layer)
+    return (
+        _SCALE_ONLY.search(type(layer).__name__) is not None
+        and bool(variables)
+        and all(len(v.shape) <= 1 for v in variables)
+    )
 
 
 def own_variables(layer) -> list:

@@ -18,6 +18,7 @@ import pytest
 
 import keras_weightinit as kwi
 from keras_weightinit import _forward
+from keras_weightinit.report import NO_KERNEL
 from tests.helpers import to_numpy
 
 
@@ -355,3 +356,39 @@ def test_a_branch_end_that_feeds_other_layers_is_kept():
     # The other operation still sees h: a conv of 36 unit-variance inputs,
     # variance-preserving, std near 1 (never 0).
     assert to_numpy(probe(x)).std() > 0.3
+
+
+class RootMeanSquareNorm(keras.layers.Layer):
+    """A normalization of a library's own (keras-hub's LlamaLayerNorm's form)."""
+
+    def build(self, shape):
+        self.scale = self.add_weight(shape=(shape[-1],), initializer="ones")
+
+    def call(self, x):
+        return x * keras.ops.rsqrt(keras.ops.mean(x * x, -1, keepdims=True) + 1e-6) * self.scale
+
+
+class MixingNorm(keras.layers.Layer):
+    """Named like a normalization, but owns a matrix: not a scale-only layer."""
+
+    def build(self, shape):
+        self.mix = self.add_weight(shape=(shape[-1], shape[-1]), initializer="identity")
+
+    def call(self, x):
+        return x @ self.mix
+
+
+def test_normalizations_of_a_library_own_are_kept_not_unknown():
+    from keras.src.applications.convnext import LayerScale
+
+    inp = keras.Input((8,))
+    x = RootMeanSquareNorm()(keras.layers.Dense(8)(inp))
+    x = LayerScale(1e-6, 8)(x)
+    model = keras.Model(inp, MixingNorm()(x))
+    report = kwi.initialize(model, seed=0)
+    reasons = {s.layer_type: s.reason for s in report.skipped}
+    assert reasons["RootMeanSquareNorm"] == reasons["LayerScale"] == NO_KERNEL
+    assert reasons["MixingNorm"] == "unknown layer type"
+    # Kept as they are: the scale stays 1 and LayerScale's 1e-6.
+    assert np.all(to_numpy(model.layers[2].scale) == 1.0)
+    assert np.allclose(to_numpy(model.layers[3].gamma), 1e-6)
