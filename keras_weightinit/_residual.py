@@ -269,6 +269,8 @@ def _dense_types() -> tuple[type, ...]:
 
 
 def _is_attention(name: str, layer: Any) -> bool:
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        return True  # ViT's `mha`
     name = name.lower()
     return (
         ("attention" in name or "attn" in name)
@@ -306,6 +308,15 @@ def _hub(block: Any, out: list[Branch]) -> None:
             found = _last_projection(sub)
             _hub_branch(out, block, f"{name.strip('_')}", found, kind_name, post)
     ffn = [(k, v) for k, v in attrs if isinstance(v, _dense_types()) and not _is_attention(k, v)]
+    if not ffn:
+        # The feed-forward network as a sublayer of its own (ViT's `MLP`).
+        ffn = [
+            (f"{k}.{k2}", v2)
+            for k, v in attrs
+            if not _is_attention(k, v)
+            for k2, v2 in _attrs(v)
+            if isinstance(v2, _dense_types())
+        ]
     if ffn:
         named = [v for k, v in ffn if re.search(r"out|down|linear", k.lower())]
         last = named[-1] if named else ffn[-1][1]

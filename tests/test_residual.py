@@ -392,3 +392,24 @@ def test_normalizations_of_a_library_own_are_kept_not_unknown():
     # Kept as they are: the scale stays 1 and LayerScale's 1e-6.
     assert np.all(to_numpy(model.layers[2].scale) == 1.0)
     assert np.allclose(to_numpy(model.layers[3].gamma), 1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.zoo
+def test_vit_blocks_branches_are_found():
+    # ViTEncoderBlock holds its attention as `mha` and its feed-forward
+    # network as an `MLP` sublayer: both branch ends must still be found.
+    keras_hub = pytest.importorskip("keras_hub")
+    model = keras_hub.models.ViTBackbone(
+        image_shape=(32, 32, 3),
+        patch_size=8,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=64,
+        mlp_dim=128,
+    )
+    report = kwi.initialize(model, seed=0)
+    ends = sorted((b.site.split(" ")[-1], b.layer_type) for b in report.residual)
+    assert ends == [("(feedforward)", "Dense")] * 2 + [("(mha)", "MultiHeadAttention")] * 2
+    # Four branches, pre-LN: each end's std times 1/sqrt(4).
+    assert {b.action for b in report.residual} == {"scaled by 0.5"}
