@@ -16,6 +16,7 @@ and ungrouped `ConvND`, and wrong for these layer forms:
 | LSTM / GRU / SimpleRNN| `(in, gates·units)`   | `[0]`                | `[1]` (see below)    |
 | Embedding             | `(vocab, dim)`        | `[]` (fan_in = 1)    | `[1]`                |
 | ReversibleEmbedding, tied | `(vocab, dim)`    | `[1]`                | `[0]`                |
+| PositionEmbedding (keras-hub) | `(seq, dim)`  | `[1]`                | `[0]`                |
 
 "spatial" is every axis before the last two; a spatial axis is on both lists
 because each output of a convolution sees every tap of the window. The
@@ -39,6 +40,10 @@ projection `logits = x @ tableᵀ`. Its fans are the projection's (`fan_in` =
 `dim`, read along axis 1), because the projection is the use whose scale
 matters (see `keras_weightinit.model_init`). An untied one has a separate
 `reverse_embeddings` kernel `(dim, vocab)`, read as a linear map.
+
+keras-hub's `PositionEmbedding` is added to the token embedding, so it is
+read with the fans of a tied token table (`fan_in = dim`): its rows get
+variance `1/dim`, the token rows' scale, and neither term swamps the other.
 
 Recurrent layers stack one `(in, units)` matrix per gate along the last
 axis (4 for LSTM, 3 for GRU, 1 for SimpleRNN). The fan-in of each gate is
@@ -343,11 +348,37 @@ def kernel_slots(layer) -> list[Slot] | None:
                 owner=layer,
             ),
         ]
+    if is_position_embedding(layer):
+        # Added to the token embedding: drawn on the scale of a tied token
+        # table (fan_in = dim, var 1/dim), so that neither term swamps the
+        # other; a lookup's N(0, 1) would outweigh the tokens sqrt(dim) times.
+        var = _variable(layer, "position_embeddings")
+        if len(_shape(var)) != 2:
+            raise NotUnderstood("a position embedding table of rank other than 2")
+        fans = _fans(_shape(var), [1], [0])
+        return [
+            slot(
+                layer,
+                "embeddings",
+                "position_embeddings",
+                fans,
+                EMBEDDING,
+                init_attr="initializer",
+                bias=False,
+            )
+        ]
     if _own_variables(layer):
-        if isinstance(layer, no_kernel_types()):
+        if isinstance(layer, no_kernel_types()) or _is_scale_only(layer):
             return None
         raise NotUnderstood("unknown layer type")
     return None
+
+
+def is_position_embedding(layer) -> bool:
+    """keras-hub's `PositionEmbedding`: a learned `(sequence_length, dim)` table."""
+    return type(layer).__name__ == "PositionEmbedding" and isinstance(
+        getattr(layer, "initializer", None), keras.initializers.Initializer
+    )
 
 
 def is_reversible(layer) -> bool:
@@ -368,6 +399,21 @@ def no_kernel_types() -> tuple[type, ...]:
         "PReLU",
     )
     return tuple(getattr(keras.layers, n) for n in names if hasattr(keras.layers, n))
+
+
+_SCALE_ONLY = re.compile(r"(Norm|Normalization|LayerScale)$")
+
+
+def _is_scale_only(layer) -> bool:
+    """A normalization or learned scale of a library's own (keras-hub's
+    `LlamaLayerNorm`, `T5LayerNorm`, ConvNeXt's `LayerScale`): named as one,
+    and owning only per-channel vectors (a scale, an offset), no kernel."""
+    variables = _own_variables(layer)
+    return (
+        _SCALE_ONLY.search(type(layer).__name__) is not None
+        and bool(variables)
+        and all(len(v.shape) <= 1 for v in variables)
+    )
 
 
 def own_variables(layer) -> list:

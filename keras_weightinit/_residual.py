@@ -47,6 +47,7 @@ GAMMA = "gamma"  # the branch ends in a normalization with a scale
 KERNEL = "kernel"  # the branch ends in a layer with a kernel
 NONE = "none"  # nothing to act on (reason given)
 SCALED = "scaled"  # the branch ends in a learned scale of its own (LayerScale)
+SHARED = "shared"  # the branch's end also feeds other layers
 
 _NORM_NAMES = ("BatchNormalization", "LayerNormalization", "GroupNormalization")
 _HUB_BLOCK = re.compile(
@@ -166,14 +167,28 @@ def _passes(op: Any) -> bool:
     return type(op).__name__ in ("StochasticDepth", "DropPath")
 
 
+def _shared(op: Any) -> bool:
+    """Whether `op`'s output feeds more than the one path to the `Add`."""
+    return len(getattr(op, "_outbound_nodes", []) or []) > 1
+
+
 def _end_of(tensor: Any) -> tuple[Any, str, str]:
-    """(layer, weight, kind) at the end of a branch ending in `tensor`."""
+    """(layer, weight, kind) at the end of a branch ending in `tensor`.
+
+    The kind is `SHARED` when the end's output also feeds other layers
+    (NASNet's cells read one normalized input from several operations):
+    zeroing or scaling it would change them too.
+    """
     op = _history(tensor).operation
     while _passes(op):
+        if _shared(op):
+            return op, "", SHARED
         (tensor,) = _inputs_of(tensor)[:1] or (None,)
         if tensor is None:
             return op, "", NONE
         op = _history(tensor).operation
+    if _shared(op) and (_has_gamma(op) or _slots(op)):
+        return op, "", SHARED
     if _has_gamma(op):
         return op, "gamma", GAMMA
     if "Scale" in type(op).__name__ and table.own_variables(op):
@@ -221,6 +236,12 @@ def _functional(container: Any, out: list[Branch]) -> None:
             reason = f"{shortcut} shortcut; the branch ends in {type(layer).__name__}"
             if kind == KERNEL and _followed_by_norm(node.output_tensors[0], op):
                 kind, reason = NONE, "the sum is normalized right after the add (post-norm)"
+            elif kind == SHARED:
+                kind = NONE
+                reason += (
+                    ", whose output also feeds other layers: zeroing or scaling it "
+                    "would change them too"
+                )
             elif kind == SCALED:
                 kind = NONE
                 reason += ", a learned scale of its own whose initial value bounds the stream"
@@ -259,6 +280,8 @@ def _dense_types() -> tuple[type, ...]:
 
 
 def _is_attention(name: str, layer: Any) -> bool:
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        return True  # ViT's `mha`
     name = name.lower()
     return (
         ("attention" in name or "attn" in name)
@@ -296,6 +319,15 @@ def _hub(block: Any, out: list[Branch]) -> None:
             found = _last_projection(sub)
             _hub_branch(out, block, f"{name.strip('_')}", found, kind_name, post, (sub,))
     ffn = [(k, v) for k, v in attrs if isinstance(v, _dense_types()) and not _is_attention(k, v)]
+    if not ffn:
+        # The feed-forward network as a sublayer of its own (ViT's `MLP`).
+        ffn = [
+            (f"{k}.{k2}", v2)
+            for k, v in attrs
+            if not _is_attention(k, v)
+            for k2, v2 in _attrs(v)
+            if isinstance(v2, _dense_types())
+        ]
     if ffn:
         named = [v for k, v in ffn if re.search(r"out|down|linear", k.lower())]
         last = named[-1] if named else ffn[-1][1]

@@ -18,6 +18,7 @@ import pytest
 
 import keras_weightinit as kwi
 from keras_weightinit import _forward
+from keras_weightinit.report import NO_KERNEL
 from tests.helpers import to_numpy
 
 
@@ -217,6 +218,28 @@ def test_tied_embedding_gives_unit_logits():
     assert abs(to_numpy(model(ids)).std() - 1.0) < 0.05
 
 
+def test_position_embedding_gets_the_token_tables_scale():
+    keras_hub = pytest.importorskip("keras_hub")
+    vocab, seq, dim = 1000, 256, 64
+    tok = keras.Input((seq,), dtype="int32")
+    emb = keras.layers.ReversibleEmbedding(vocab, dim, tie_weights=True)
+    pos = keras_hub.layers.PositionEmbedding(seq)
+    x = emb(tok)
+    model = keras.Model(tok, keras.layers.LayerNormalization()(x + pos(x)))
+    report = kwi.initialize(model, seed=0)
+    assert pos.name not in [s.layer for s in report.skipped]
+    (row,) = report[pos.name]
+    assert (row.fan_in, row.mode) == (dim, "fan_in")
+    # var 1/dim, as the tied token rows (fan_in = dim): std 0.125 where a
+    # lookup's N(0, 1) gives 1 and keras-hub's glorot_uniform 0.088. 16,384
+    # values: the sample std's relative SE is 1/sqrt(2n) = 0.55%; 3% is over 5 SE.
+    table_std = to_numpy(pos.position_embeddings).std()
+    assert abs(table_std / (1 / math.sqrt(dim)) - 1) < 0.03
+    assert abs(to_numpy(emb.embeddings).std() / table_std - 1) < 0.03
+    # The scheme is written into the layer, so a rebuilt layer draws the same.
+    assert pos.get_config()["initializer"]["config"]["mode"] == "fan_in"
+
+
 def test_report_indexing_by_position_and_name():
     model = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(4, name="a"), keras.layers.Dense(2, name="b")]
@@ -310,3 +333,83 @@ def test_branches_are_found_in_nested_models_and_tensor_sums():
         ("end1", "kernel", factor),
         ("branch_end", "kernel", factor),
     }
+
+
+def test_a_branch_end_that_feeds_other_layers_is_kept():
+    # NASNet's cell form: h = BN(conv(x)) is both a branch of `p + pool(h)`
+    # and the input of the cell's other operations. Zeroing h's gamma would
+    # zero those too (LSUV then measured std 0 at the separable convolutions).
+    inp = keras.Input((8, 8, 4))
+    p = keras.layers.ReLU()(inp)
+    h = keras.layers.BatchNormalization(name="h_bn")(keras.layers.Conv2D(4, 1)(p))
+    pooled = keras.layers.AveragePooling2D(3, strides=1, padding="same")(h)
+    x = keras.layers.Add(name="cell_add")([pooled, p])
+    other = keras.layers.Conv2D(4, 3, padding="same", name="other")(h)
+    model = keras.Model(inp, keras.layers.Concatenate()([x, other]))
+    report = kwi.initialize(model, seed=0)
+    (branch,) = [b for b in report.residual if b.site == "cell_add"]
+    assert branch.action == "kept" and "also feeds other layers" in branch.reason
+    gamma = to_numpy(model.get_layer("h_bn").gamma)
+    assert np.all(gamma == 1.0)
+    x = np.random.default_rng(0).standard_normal((4, 8, 8, 4)).astype("float32")
+    probe = keras.Model(inp, model.get_layer("other").output)
+    # The other operation still sees h: a conv of 36 unit-variance inputs,
+    # variance-preserving, std near 1 (never 0).
+    assert to_numpy(probe(x)).std() > 0.3
+
+
+class RootMeanSquareNorm(keras.layers.Layer):
+    """A normalization of a library's own (keras-hub's LlamaLayerNorm's form)."""
+
+    def build(self, shape):
+        self.scale = self.add_weight(shape=(shape[-1],), initializer="ones")
+
+    def call(self, x):
+        return x * keras.ops.rsqrt(keras.ops.mean(x * x, -1, keepdims=True) + 1e-6) * self.scale
+
+
+class MixingNorm(keras.layers.Layer):
+    """Named like a normalization, but owns a matrix: not a scale-only layer."""
+
+    def build(self, shape):
+        self.mix = self.add_weight(shape=(shape[-1], shape[-1]), initializer="identity")
+
+    def call(self, x):
+        return x @ self.mix
+
+
+def test_normalizations_of_a_library_own_are_kept_not_unknown():
+    from keras.src.applications.convnext import LayerScale
+
+    inp = keras.Input((8,))
+    x = RootMeanSquareNorm()(keras.layers.Dense(8)(inp))
+    x = LayerScale(1e-6, 8)(x)
+    model = keras.Model(inp, MixingNorm()(x))
+    report = kwi.initialize(model, seed=0)
+    reasons = {s.layer_type: s.reason for s in report.skipped}
+    assert reasons["RootMeanSquareNorm"] == reasons["LayerScale"] == NO_KERNEL
+    assert reasons["MixingNorm"] == "unknown layer type"
+    # Kept as they are: the scale stays 1 and LayerScale's 1e-6.
+    assert np.all(to_numpy(model.layers[2].scale) == 1.0)
+    assert np.allclose(to_numpy(model.layers[3].gamma), 1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.zoo
+def test_vit_blocks_branches_are_found():
+    # ViTEncoderBlock holds its attention as `mha` and its feed-forward
+    # network as an `MLP` sublayer: both branch ends must still be found.
+    keras_hub = pytest.importorskip("keras_hub")
+    model = keras_hub.models.ViTBackbone(
+        image_shape=(32, 32, 3),
+        patch_size=8,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=64,
+        mlp_dim=128,
+    )
+    report = kwi.initialize(model, seed=0)
+    ends = sorted((b.site.split(" ")[-1], b.layer_type) for b in report.residual)
+    assert ends == [("(feedforward)", "Dense")] * 2 + [("(mha)", "MultiHeadAttention")] * 2
+    # Four branches, pre-LN: each end's std times 1/sqrt(4).
+    assert {b.action for b in report.residual} == {"scaled by 0.5"}
