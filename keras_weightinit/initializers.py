@@ -351,10 +351,10 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
         """
         shape = check_shape(shape)
         dtype = check_float_dtype(dtype)
-        std = self.stddev(shape)
-        check_fits_dtype(std, dtype, self.scale, shape)
         if layout is None:  # a sharded tensor may exceed one host's memory
             check_size(shape, dtype)
+        std = self.stddev(shape)
+        check_fits_dtype(std, dtype, self.scale, shape)
         if self._base_seed is None:  # a SeedGenerator
             self._check_generator_not_traced()
             with _GENERATOR_LOCK:
