@@ -49,7 +49,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 import keras
@@ -473,8 +473,13 @@ def gain(
             f"Received: method={method!r}"
         )
     if breakpoints is not None:
-        if isinstance(breakpoints, (str, bytes)) or not all(
-            isinstance(b, numbers.Real) and math.isfinite(b) for b in breakpoints
+        if (
+            isinstance(breakpoints, (str, bytes, dict))
+            or not isinstance(breakpoints, Iterable)
+            or not all(
+                isinstance(b, numbers.Real) and not isinstance(b, bool) and math.isfinite(b)
+                for b in breakpoints
+            )
         ):
             raise ValueError(
                 "Argument `breakpoints` must be a sequence of finite numbers. "
