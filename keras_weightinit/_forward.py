@@ -28,7 +28,9 @@ What one layer costs (the pass costs about one `model(data)`):
 
 from __future__ import annotations
 
+import collections.abc
 import functools
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +42,35 @@ import numpy as np
 MIN_BATCH = 16
 
 
+def _stream_kind(x: Any) -> str | None:
+    """What kind of stream of batches `x` is (a generator, a dataset), or None."""
+    if isinstance(x, np.ndarray) or hasattr(x, "__array__") or hasattr(x, "shape"):
+        return None  # an array or a tensor (some are iterators too)
+    if isinstance(x, collections.abc.Iterator):
+        return "a generator" if inspect.isgenerator(x) else "an iterator"
+    module = type(x).__module__
+    if module.startswith("tensorflow") and hasattr(x, "element_spec"):
+        return "a tf.data.Dataset"
+    if module.startswith("torch.utils.data"):
+        return "a torch DataLoader or Dataset"
+    if isinstance(x, keras.utils.PyDataset):
+        return "a keras.utils.PyDataset"
+    return None
+
+
 def _to_numpy(x: Any, where: str) -> np.ndarray:
+    kind = _stream_kind(x)
+    if kind is not None:
+        # Taking its first batch would consume a generator behind the user's
+        # back, and a dataset's batches usually hold targets too: refused,
+        # with the one-line way to pass a batch instead.
+        raise TypeError(
+            f"Argument `data` must be one batch of inputs (an array or tensor, or a "
+            f"list/dict of them), not {kind}: pass one batch, e.g. "
+            "`x_train[:256]`, or `next(iter(dataset))[0]` for the inputs of a "
+            f"dataset's first (inputs, targets) batch. Received: data{where} of "
+            f"type {type(x).__name__}"
+        )
     if isinstance(x, np.ndarray):
         arr = x
     else:

@@ -103,8 +103,11 @@ def check_positive_finite(value: Any, name: str) -> float:
         )
     value = float(value)
     if not math.isfinite(value) or value <= 0.0:
+        # "must be positive float." is Keras's own wording (its
+        # `VarianceScaling` tests match it); the rest says what that means.
         raise ValueError(
-            f"Argument `{name}` must be a positive finite number. Received: {name}={value}"
+            f"Argument `{name}` must be positive float. A finite number above 0 "
+            f"is expected. Received: {name}={value}"
         )
     return value
 
@@ -112,11 +115,27 @@ def check_positive_finite(value: Any, name: str) -> float:
 def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
     """Returns `value` when it is one of `choices`, or raises."""
     if not isinstance(value, str) or value not in choices:
+        # "Invalid `mode` argument:" is Keras's own wording, kept so that code
+        # matching Keras's messages still matches ours.
         raise ValueError(
-            f"Argument `{name}` must be one of {', '.join(map(repr, choices))}. "
-            f"Received: {name}={value!r}"
+            f"Invalid `{name}` argument: {value!r}. Argument `{name}` must be one "
+            f"of {', '.join(map(repr, choices))}. Received: {name}={value!r}"
         )
     return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Returns `value` as a bool when it is one (Python or NumPy), or raises.
+
+    A string such as `"False"` or `"no"` is truthy, and `2` is not a flag:
+    both are refused rather than read as `True`.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"Argument `{name}` must be True or False. "
+            f"Received: {name}={value!r} (of type {type(value).__name__})"
+        )
+    return bool(value)
 
 
 def check_axes(axes: Any, name: str) -> list[int] | None:
@@ -141,6 +160,13 @@ def check_axes(axes: Any, name: str) -> list[int] | None:
 
 _INT64_MAX = 2**63 - 1
 _ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+# bfloat16 has float32's exponent range.
+_SMALLEST_NORMAL = {
+    "float16": 2.0**-14,
+    "bfloat16": 2.0**-126,
+    "float32": 2.0**-126,
+    "float64": 2.0**-1022,
+}
 
 
 def _physical_memory() -> int | None:
@@ -164,6 +190,17 @@ def check_size(shape: tuple[int, ...], dtype: str) -> None:
             f"Every dimension of `shape` must fit in int64 (at most {_INT64_MAX}). "
             f"Received: shape={shape}"
         )
+    # Backends index a tensor by the product of its dimensions even when one
+    # of them is 0 (JAX aborts the interpreter past int64, TensorFlow, PyTorch
+    # and NumPy raise their own errors): that product, in bytes, must fit.
+    extent = math.prod(dim for dim in shape if dim) * _ITEMSIZE[dtype]
+    if extent > _INT64_MAX:
+        raise ValueError(
+            f"The dimensions of `shape` multiply to {extent // _ITEMSIZE[dtype]} "
+            f"(zeros left out), {extent} bytes in {dtype}: past the {_INT64_MAX} "
+            "a backend can index, even for an empty tensor. "
+            f"Received: shape={shape}, dtype={dtype}"
+        )
     nbytes = math.prod(shape) * _ITEMSIZE[dtype]
     memory = _physical_memory()
     if memory is not None and nbytes > memory:
@@ -174,13 +211,25 @@ def check_size(shape: tuple[int, ...], dtype: str) -> None:
         )
 
 
-def check_fits_dtype(std: float, dtype: str, scale: float) -> None:
-    """Raises when weights of standard deviation `std` would overflow `dtype`.
+def check_fits_dtype(std: float, dtype: str, scale: float, shape: tuple[int, ...]) -> None:
+    """Raises when weights of standard deviation `std` would not fit `dtype`.
 
     Ten standard deviations must be representable: no backend's normal
     sampler draws further out than that, and the uniform limit is
-    `sqrt(3)·std`. Past it the tensor would hold inf or nan.
+    `sqrt(3)·std`. Past it the tensor would hold inf or nan. At the other
+    end the standard deviation must be a normal number of `dtype`: below
+    the smallest one (float16: 6.1e-5; bfloat16 and float32: 1.2e-38) the
+    draws would be zero or subnormal, a kernel that is all zeros or takes a
+    handful of values.
     """
+    tiny = _SMALLEST_NORMAL[dtype]
+    if not std >= tiny:
+        raise ValueError(
+            f"Weights of standard deviation {std:.6g} would underflow {dtype} "
+            f"(smallest normal value {tiny:.6g}): the kernel would be zero or "
+            "take only a few subnormal values. Argument `scale` is too small for "
+            f"this shape and dtype. Received: scale={scale}, shape={shape}, dtype={dtype}"
+        )
     largest = {
         "float16": 65504.0,
         "bfloat16": 3.3895313892515355e38,
@@ -191,5 +240,5 @@ def check_fits_dtype(std: float, dtype: str, scale: float) -> None:
         raise ValueError(
             f"Weights of standard deviation {std:.6g} would overflow {dtype} "
             f"(largest value {largest:.6g}): argument `scale` is too large for "
-            f"this dtype. Received: scale={scale}, dtype={dtype}"
+            f"this dtype. Received: scale={scale}, shape={shape}, dtype={dtype}"
         )

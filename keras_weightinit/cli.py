@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -635,14 +636,65 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _seed(text: str) -> int:
+    # NumPy's legacy seeding and scikit-learn's random_state take 32 bits.
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from 0 to 2**32 - 1, got {text!r}"
+        ) from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**32 - 1, got {value}")
+    return value
+
+
 def _activation(text: str) -> str:
     try:
-        keras.activations.get(text)
+        fn = keras.activations.get(text)
     except (ValueError, TypeError):
         raise argparse.ArgumentTypeError(
             f"unknown Keras activation {text!r} (try relu, tanh, selu, gelu, ...)"
         ) from None
+    # A hidden Dense layer calls it on its (batch, width) output: it must
+    # take no other argument and keep the shape.
+    try:
+        shape = tuple(fn(keras.ops.zeros((2, 4))).shape)
+    except TypeError:
+        raise argparse.ArgumentTypeError(
+            f"activation {text!r} needs arguments a name cannot give (use it "
+            "through its layer, e.g. keras.layers.ReLU(threshold=...), in your own model)"
+        ) from None
+    if shape != (2, 4):
+        raise argparse.ArgumentTypeError(
+            f"activation {text!r} changes the shape of its input ({(2, 4)} -> "
+            f"{shape}): a hidden layer's output would not have --width units"
+        )
     return text
+
+
+#: Bytes per weight while training: the weight, its gradient, SGD's
+#: momentum and a temporary, in float32.
+_BYTES_PER_WEIGHT = 16
+
+
+def _check_model_size(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses a --depth and --width whose MLP could not fit in memory."""
+    if not hasattr(args, "width"):
+        return  # the demo: fixed sizes
+    w = args.width
+    weights = 64 * w + (args.depth - 1) * w * w + 10 * w  # digits have 64 pixels
+    need = weights * _BYTES_PER_WEIGHT
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return
+    if need > memory // 2:
+        parser.error(
+            f"--depth {args.depth} --width {w} makes an MLP of {weights} weights, "
+            f"about {need / 2**30:.3g} GiB to train, more than half this machine's "
+            f"memory ({memory / 2**30:.3g} GiB): choose a smaller --width or --depth"
+        )
 
 
 def _add_common(p: argparse.ArgumentParser, top: bool) -> None:
@@ -660,7 +712,7 @@ def _add_common(p: argparse.ArgumentParser, top: bool) -> None:
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=default(0),
         help="random seed for the weights, the batch and the data split (default: 0)",
     )
@@ -840,6 +892,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `keras-weightinit` and `python -m keras_weightinit`."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _check_model_size(parser, args)
     missing = _missing_demo_dependencies()
     if missing:
         print(

@@ -157,20 +157,11 @@ def for_activation(
             )
         preset = _PRESETS[(act.family, distribution)]
         return preset(seed=seed, input_axes=input_axes, output_axes=output_axes)
+    gain = check_gain(gain)
     if isinstance(gain, str):
-        if gain not in _gains.METHODS:
-            raise ValueError(
-                "Argument `gain` must be None, 'second_moment', 'fixed_point' or "
-                f"a positive number. Received: gain={gain!r}"
-            )
         value = _gains.gain(activation, method=gain)
-    elif isinstance(gain, (bool, np.bool_)) or not isinstance(gain, numbers.Real):
-        raise TypeError(
-            "Argument `gain` must be None, 'second_moment', 'fixed_point' or a "
-            f"positive number. Received: gain={gain!r} (of type {type(gain).__name__})"
-        )
     else:
-        value = check_positive_finite(gain, "gain")
+        value = gain
         # The activation does not set the scale here, but a typo in its
         # name is still an error.
         _check_activation(activation)
@@ -182,6 +173,25 @@ def for_activation(
         input_axes=input_axes,
         output_axes=output_axes,
     )
+
+
+def check_gain(gain: Any) -> str | float | None:
+    """Returns a valid `gain` argument (None, a method name or a float), or raises."""
+    if gain is None:
+        return None
+    if isinstance(gain, str):
+        if gain not in _gains.METHODS:
+            raise ValueError(
+                "Argument `gain` must be None, 'second_moment', 'fixed_point' or "
+                f"a positive number. Received: gain={gain!r}"
+            )
+        return gain
+    if isinstance(gain, (bool, np.bool_)) or not isinstance(gain, numbers.Real):
+        raise TypeError(
+            "Argument `gain` must be None, 'second_moment', 'fixed_point' or a "
+            f"positive number. Received: gain={gain!r} (of type {type(gain).__name__})"
+        )
+    return check_positive_finite(gain, "gain")
 
 
 def _check_activation(activation: Any) -> None:

@@ -49,13 +49,13 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 import keras
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
-from numpy.polynomial.legendre import leggauss
+from numpy.polynomial.legendre import Legendre, leggauss
 from scipy import optimize, special
 
 from keras_weightinit.activations import (
@@ -73,6 +73,23 @@ _HERMITE_NODES = 201
 # Split integration: |z| <= 12 holds all but ~4e-33 of the Gaussian mass.
 _Z_MAX = 12.0
 _LEGENDRE_NODES = 64
+# Where each rule's range ends, for the tail check: Gauss–Hermite's largest
+# node is 27.4, the Legendre rules stop at Z.
+_HERMITE_TAIL = np.array([30.0, 36.0])
+_LEGENDRE_TAIL = np.array([_Z_MAX, 14.0, 16.0, 20.0, 24.0, 32.0])
+# Adaptive rule for functions of the user's own: 11-node Gauss–Lobatto
+# against 20-node Gauss–Legendre on each panel (odd against even: two
+# symmetric rules with even counts would agree on a jump near a panel's
+# middle, both reading it as half the panel),
+# panels of 0.5 to start, halved at most 60 times (a jump is then fenced in
+# to 1e-13), at most 4096 unsettled panels at once.
+_LOBATTO_NODES = 11
+_LEGENDRE_PANEL_NODES = 20
+_START_PANELS = 48
+_MAX_ROUNDS = 60
+_MAX_PANELS = 4096
+# Below this E[f(z)²] (a gain above 1e6) an activation is zero almost everywhere.
+_SMALLEST_MOMENT = 1e-12
 # Fixed-point search grid for sigma (the std of the pre-activations).
 _SIGMA_GRID = np.logspace(-3, 3, 121)
 
@@ -94,17 +111,56 @@ def _as_float64(y: Any) -> np.ndarray:
     return np.asarray(y, dtype=np.float64)
 
 
+class _NoDecay(ArithmeticError):
+    """The integrand f(σz)²φ(z) has not decayed where the rule stops.
+
+    `partial` is the integral over the rule's range: a lower bound of
+    E[f(σz)²], which is infinite or out of reach of the rule.
+    """
+
+    def __init__(self, partial: float, z: float, value: float):
+        super().__init__(partial, z, value)
+        self.partial, self.z, self.value = partial, z, value
+
+
+def _density(z: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+
+
+def _checked_tail(fn, sigma: float, total: float, edges: np.ndarray) -> float:
+    """`total`, or NaN if `fn` is NaN in the tail; raises `_NoDecay` if that tail counts.
+
+    The mass the rule leaves out, past |z| = Z, is at most about
+    max_{z >= Z} f(σz)²φ(z)·z for any f that grows no faster than a
+    polynomial; it must be below 1e-12 of the total (or below 1e-24). A function whose square
+    grows like exp(z²/2) (`exp(x**2/4)`) never decays, and its E[f²] is
+    infinite, where a fixed rule would return a finite number.
+    """
+    z = np.concatenate([edges, -edges])
+    g = _as_float64(fn(sigma * z)) ** 2 * _density(z) * np.abs(z)
+    if np.isnan(g).any():
+        return math.nan
+    worst = int(np.argmax(g))
+    # The floor: moments below 1e-12 (gains above 1e6, refused) only matter
+    # to the fixed-point search as "below 1", which a tail under 1e-24 cannot
+    # change (soft_shrink at small σ is zero up to |z| = 1/σ).
+    if not g[worst] <= 1e-12 * abs(total) + 1e-24:
+        raise _NoDecay(total, float(z[worst]), float(g[worst]))
+    return total
+
+
 def _expect_square(
     fn: Callable[[np.ndarray], Any], sigma: float, breakpoints: Sequence[float] = ()
 ) -> float:
-    """`E[fn(sigma z)²]` for `z ~ N(0, 1)`."""
+    """`E[fn(sigma z)²]` for `z ~ N(0, 1)`, for a built-in activation."""
     if sigma <= 0.0:
         return float(_as_float64(fn(np.zeros(1)))[0] ** 2)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         cuts = sorted({b / sigma for b in breakpoints if abs(b / sigma) < _Z_MAX})
         if not cuts:
             z, w = _hermite_rule()
-            return float(np.sum(w * _as_float64(fn(sigma * z)) ** 2))
+            total = float(np.sum(w * _as_float64(fn(sigma * z)) ** 2))
+            return _checked_tail(fn, sigma, total, _HERMITE_TAIL)
         # Gauss–Legendre on each smooth piece of [-Z, Z].
         t, w = _legendre_rule()
         edges = [-_Z_MAX, *cuts, _Z_MAX]
@@ -112,30 +168,156 @@ def _expect_square(
         for lo, hi in zip(edges[:-1], edges[1:]):
             half = 0.5 * (hi - lo)
             z = lo + half * (t + 1.0)
-            density = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-            total += half * float(np.sum(w * density * _as_float64(fn(sigma * z)) ** 2))
-        return total
+            total += half * float(np.sum(w * _density(z) * _as_float64(fn(sigma * z)) ** 2))
+        return _checked_tail(fn, sigma, total, _LEGENDRE_TAIL)
+
+
+@functools.lru_cache(maxsize=1)
+def _panel_rules() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A Gauss–Lobatto rule (it includes both ends) and a Gauss–Legendre one.
+
+    The ends matter: a jump between a panel's end and its first Gauss node
+    is invisible to every Gauss rule, which would then agree on a wrong value.
+    """
+    n = _LOBATTO_NODES
+    p = Legendre.basis(n - 1)
+    inner = np.sort(p.deriv().roots().real)
+    t1 = np.concatenate([[-1.0], inner, [1.0]])
+    w1 = 2.0 / (n * (n - 1) * p(t1) ** 2)
+    t2, w2 = leggauss(_LEGENDRE_PANEL_NODES)
+    return t1, w1, t2, w2
+
+
+def _adaptive_expect_square(fn, sigma: float, breakpoints: Sequence[float] = ()) -> float:
+    """`E[fn(sigma z)²]` for a function whose smoothness is unknown.
+
+    Adaptive quadrature on [-Z, Z]: every panel is integrated by Gauss–Lobatto
+    (11 nodes, both ends among them) and Gauss–Legendre (20 nodes), and split
+    in two until both agree to 1e-14 of the total. A jump
+    or a kink is thus found and fenced in by ever smaller panels, without
+    being told where it is (`np.sign` integrates to 1 within 1e-13, where a
+    fixed Gauss–Hermite rule gives 0.91). Given breakpoints start as panel
+    edges.
+    """
+    if sigma <= 0.0:
+        return float(fn(np.zeros(1))[0] ** 2)
+    t1, w1, t2, w2 = _panel_rules()
+    eps = getattr(fn, "eps", np.finfo(np.float64).eps)
+    edges = np.union1d(
+        np.linspace(-_Z_MAX, _Z_MAX, _START_PANELS + 1),
+        [b / sigma for b in breakpoints if abs(b / sigma) < _Z_MAX],
+    )
+    lo, hi = edges[:-1], edges[1:]
+    accepted = 0.0
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        for _ in range(_MAX_ROUNDS):
+            mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+            z1 = mid[:, None] + half[:, None] * t1
+            z2 = mid[:, None] + half[:, None] * t2
+            values = fn(sigma * np.concatenate([z1.ravel(), z2.ravel()])) ** 2
+            v1 = values[: z1.size].reshape(z1.shape) * _density(z1)
+            v2 = values[z1.size :].reshape(z2.shape) * _density(z2)
+            coarse, fine = half * (v1 @ w1), half * (v2 @ w2)
+            total = accepted + float(np.sum(fine))
+            if not math.isfinite(total):
+                return total  # inf or nan: no refinement helps
+            done = (
+                (np.abs(fine - coarse) <= 1e-14 * abs(total))
+                # A float32 function (a backend op on JAX) is noisy at 1e-7:
+                # no panel agrees better than its own rounding.
+                | (np.abs(fine - coarse) <= 8.0 * eps * np.abs(fine))
+                | (half < 1e-13)
+            )
+            accepted += float(np.sum(fine[done]))
+            lo, hi = lo[~done], hi[~done]
+            if lo.size == 0:
+                break
+            if lo.size > _MAX_PANELS:
+                break
+            lo, hi = np.concatenate([lo, 0.5 * (lo + hi)]), np.concatenate([0.5 * (lo + hi), hi])
+        # Panels narrower than 1e-13 are always accepted, so 60 halvings of
+        # 0.5 end every refinement: what is left here was cut off by the cap.
+        if lo.size:
+            raise ValueError(
+                "The activation is too irregular to integrate: after splitting "
+                f"[-{_Z_MAX:g}σ, {_Z_MAX:g}σ] into {_MAX_PANELS} pieces the "
+                "quadrature still disagrees with itself. Pass its jumps and kinks "
+                "as `breakpoints=`."
+            )
+        return _checked_tail(fn, sigma, accepted, _LEGENDRE_TAIL)
+
+
+_PROBE = np.array([-2.9, -1.7, -0.6, 0.0, 0.4, 1.1, 2.6])  # asymmetric on purpose
 
 
 def _checked_user_function(activation: Callable) -> Callable[[np.ndarray], np.ndarray]:
     """`activation` as a NumPy function, after checking it works elementwise."""
-    probe = np.linspace(-3.0, 3.0, 7)
+
+    def evaluate(x: np.ndarray) -> np.ndarray:
+        y = activation(x)
+        if not isinstance(y, np.ndarray):
+            y = keras.ops.convert_to_numpy(y)
+        y = np.asarray(y)
+        if y.dtype.kind == "c":
+            raise ValueError(
+                "The activation returns complex values (dtype "
+                f"{y.dtype}); a gain is defined for real activations only, and "
+                "the imaginary part is not dropped silently. "
+                f"Received: activation={activation!r}"
+            )
+        if y.dtype.kind not in "biuf":
+            raise ValueError(
+                f"The activation must return numbers; it returned dtype {y.dtype}. "
+                f"Received: activation={activation!r}"
+            )
+        return y.astype(np.float64)
+
+    def precision(x: np.ndarray) -> float:
+        y = activation(x)
+        dtype = np.dtype(keras.backend.standardize_dtype(getattr(y, "dtype", "float64")))
+        return float(np.finfo(dtype).eps) if dtype.kind == "f" else np.finfo(np.float64).eps
+
+    probe = _PROBE
     try:
-        out = _as_float64(activation(probe))
+        with np.errstate(all="ignore"):
+            out = evaluate(probe)
+            if out.shape == probe.shape:
+                split = np.concatenate([evaluate(probe[:3]), evaluate(probe[3:])])
+                reverse = evaluate(probe[::-1])[::-1]
+            evaluate.eps = precision(probe)
+    except ValueError as error:
+        if "Received: activation=" in str(error):
+            raise
+        raise _not_evaluable(activation, error) from error
     except Exception as error:
-        raise ValueError(
-            "The activation could not be evaluated on a NumPy float64 array "
-            f"({type(error).__name__}: {error}). `gain` calls it on arrays of "
-            "Gaussian quadrature nodes; it may return a NumPy array or a "
-            f"backend tensor. Received: activation={activation!r}"
-        ) from error
+        raise _not_evaluable(activation, error) from error
     if out.shape != probe.shape:
         raise ValueError(
-            "The activation must act elementwise: on an array of shape "
-            f"{probe.shape} it returned shape {out.shape}. "
+            "The activation is not elementwise: it must act elementwise, but on an "
+            f"array of shape {probe.shape} it returned shape {out.shape}. "
             f"Received: activation={activation!r}"
         )
-    return lambda x: _as_float64(activation(x))
+    for other, how in ((split, "its two halves alone"), (reverse, "the array reversed")):
+        if other.shape != out.shape or not np.allclose(
+            other, out, rtol=1e-9, atol=1e-12, equal_nan=True
+        ):
+            raise ValueError(
+                "The activation is not elementwise: its value at a point depends on "
+                f"the other values of the array. On {probe.tolist()} it gave "
+                f"{out.tolist()}, on {how} {other.tolist()}. A gain is defined for "
+                "functions applied to each value on its own (softmax-like "
+                f"functions have none). Received: activation={activation!r}"
+            )
+    return evaluate
+
+
+def _not_evaluable(activation: Any, error: BaseException) -> ValueError:
+    return ValueError(
+        "The activation could not be evaluated on a NumPy float64 array "
+        f"({type(error).__name__}: {error}). `gain` calls it on arrays of "
+        "Gaussian quadrature nodes; it may return a NumPy array or a "
+        f"backend tensor. Received: activation={activation!r}"
+    )
 
 
 def _breakpoints(act: ResolvedActivation) -> tuple[float, ...]:
@@ -188,7 +370,7 @@ def _moment_function(activation: Any, breakpoints: Sequence[float] | None):
         points = tuple(breakpoints or ())
         name = getattr(activation, "__name__", repr(activation))
         fn = _checked_user_function(activation)
-        return name, lambda s: _expect_square(fn, s, points), None
+        return name, lambda s: _adaptive_expect_square(fn, s, points), None
 
     points = tuple(breakpoints) if breakpoints is not None else _breakpoints(act)
     slope = _homogeneous_slope(act)
@@ -304,8 +486,13 @@ def gain(
             f"Received: method={method!r}"
         )
     if breakpoints is not None:
-        if isinstance(breakpoints, (str, bytes)) or not all(
-            isinstance(b, numbers.Real) and math.isfinite(b) for b in breakpoints
+        if (
+            isinstance(breakpoints, (str, bytes, dict))
+            or not isinstance(breakpoints, Iterable)
+            or not all(
+                isinstance(b, numbers.Real) and not isinstance(b, bool) and math.isfinite(b)
+                for b in breakpoints
+            )
         ):
             raise ValueError(
                 "Argument `breakpoints` must be a sequence of finite numbers. "
@@ -317,22 +504,72 @@ def gain(
     if exact is not None:
         return exact
     if method == "second_moment":
-        m = moment(1.0)
-        if not (m > 0.0 and math.isfinite(m)):
+        try:
+            m = moment(1.0)
+        except _NoDecay as tail:
             raise ValueError(
-                f"E[f(z)²] of activation {name!r} is {m}, so it has no "
-                f"second-moment gain. Received: activation={activation!r}"
+                f"E[f(z)²] of activation {name!r} is infinite (or beyond any "
+                f"quadrature): f(z)²·φ(z) has not decayed at z={tail.z:g}, where it "
+                f"is still {tail.value:.4g}, so the integral diverges (it is at "
+                f"least {tail.partial:.4g}). There is no second-moment gain. "
+                f"Received: activation={activation!r}"
+            ) from None
+        if math.isnan(m):
+            raise ValueError(
+                f"E[f(z)²] of activation {name!r} is NaN: the activation returns NaN "
+                "for some inputs, so it has no second-moment gain. "
+                f"Received: activation={activation!r}"
+            )
+        if not (m > _SMALLEST_MOMENT and math.isfinite(m)):
+            raise ValueError(
+                f"E[f(z)²] of activation {name!r} is {m:.6g}, so it has no "
+                "second-moment gain (the activation is zero, or nearly so, almost "
+                f"everywhere). Received: activation={activation!r}"
             )
         return 1.0 / math.sqrt(m)
     return _fixed_point(name, moment, activation)
 
 
+def _moment_or_bound(moment: Callable[[float], float], sigma: float, name: str, activation):
+    """E[f(σz)²], or inf when it diverges past 1; raises when it cannot tell."""
+    try:
+        return moment(sigma)
+    except _NoDecay as tail:
+        if tail.partial >= 1.0:
+            return math.inf  # whatever the tail holds, the moment exceeds 1
+        raise ValueError(
+            f"E[f(σ z)²] of activation {name!r} cannot be computed at σ={sigma:.4g}: "
+            f"f(σz)²·φ(z) has not decayed at z={tail.z:g} (it is {tail.value:.4g}), "
+            "so the integral diverges or lies beyond any quadrature. "
+            f"Received: activation={activation!r}"
+        ) from None
+
+
 def _fixed_point(name: str, moment: Callable[[float], float], activation: Any) -> float:
     """The smallest sigma with E[f(sigma z)²] = 1, or a ValueError saying why not."""
-    values = np.array([moment(float(s)) for s in _SIGMA_GRID])
-    values = np.where(np.isnan(values), np.inf, values)
+    values = np.array([_moment_or_bound(moment, float(s), name, activation) for s in _SIGMA_GRID])
+    nan = np.nonzero(np.isnan(values))[0]
+    flat = np.abs(values - 1.0) <= 1e-9
+    if np.count_nonzero(flat) >= 2:
+        where = _SIGMA_GRID[flat]
+        raise ValueError(
+            f"Activation {name!r} has no single fixed-point gain: E[f(σ z)²] equals "
+            f"1 for every σ from {where.min():.3g} to {where.max():.3g} (an "
+            "activation such as sign does not depend on the weights' scale), so "
+            "no σ is singled out. Use method='second_moment'. "
+            f"Received: activation={activation!r}"
+        )
     below = values < 1.0
     crossings = np.nonzero(below[:-1] != below[1:])[0]
+    if nan.size:
+        # Past a NaN nothing is known; a crossing before it is still a root.
+        crossings = crossings[crossings + 1 < nan[0]]
+        if crossings.size == 0:
+            raise ValueError(
+                f"E[f(σ z)²] of activation {name!r} is NaN at σ={_SIGMA_GRID[nan[0]]:.4g}: "
+                "the activation returns NaN for some inputs, so its fixed point "
+                f"cannot be found. Received: activation={activation!r}"
+            )
     if crossings.size == 0:
         lo, hi = _SIGMA_GRID[0], _SIGMA_GRID[-1]
         if below.all():

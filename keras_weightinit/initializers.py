@@ -34,6 +34,7 @@ import inspect
 import math
 import random as python_random
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -60,13 +61,61 @@ Distribution = Literal["normal", "uniform", "truncated_normal"]
 MODES = ("fan_in", "fan_out", "fan_avg")
 DISTRIBUTIONS = ("normal", "uniform", "truncated_normal")
 
-_SEED_MASK = 2**64 - 1
+#: Int seeds are taken from [0, SEED_LIMIT): a wider range would have to be
+#: folded into 64 bits, and two different seeds would then draw the same values.
+SEED_LIMIT = 2**64
+# A serialized SeedGenerator's own seed: the range every backend accepts
+# (JAX takes uint32, PyTorch int32).
+_GENERATOR_SEED_LIMIT = 2**31
+
+# Keras's SeedGenerator is not thread-safe (two threads may read the same
+# state before either advances it): every draw from one holds this lock.
+_GENERATOR_LOCK = threading.RLock()
+
+
+class TracedCallWarning(UserWarning):
+    """An initializer was called inside `tf.function` or `jax.jit`.
+
+    Its seed is Python state, read once when the function is traced: every
+    call of the compiled function returns the tensor of that one trace.
+    """
+
+
+class _DerivedSeed(int):
+    """What `VarianceScalingCustom.seed` returns for an int or unseeded instance.
+
+    Its value is the instance's base seed; reading it changes nothing. An
+    initializer *constructed* from it (as `EinsumDense` does with the copy it
+    builds) takes a fresh stream derived from the source instance, so that
+    copies made from one shared instance differ. It pickles as a plain int.
+    """
+
+    def __new__(cls, value: int, source: VarianceScalingCustom):
+        obj = super().__new__(cls, value)
+        obj._source = source
+        return obj
+
+    def __reduce__(self):
+        return (int, (int(self),))
+
+
+def _check_int_seed(seed: Any, limit: int) -> int:
+    seed = int(seed)
+    if not 0 <= seed < limit:
+        raise ValueError(
+            f"Argument `seed` must be an int from 0 to 2**{limit.bit_length() - 1} - 1: "
+            "a negative or wider seed would have to be folded into that range, "
+            f"where two different seeds would draw the same values. Received: seed={seed}"
+        )
+    return seed
 
 
 def _check_seed(seed: Any) -> Any:
     """Returns a valid seed (None, int or SeedGenerator), or raises."""
     if seed is None or isinstance(seed, keras.random.SeedGenerator):
         return seed
+    if isinstance(seed, _DerivedSeed):
+        return seed._source._spawn_seed()
     if isinstance(seed, dict):
         # A serialized SeedGenerator, as `get_config` writes it. Built here
         # rather than through the generic deserializer, so that a config can
@@ -79,7 +128,10 @@ def _check_seed(seed: Any) -> Any:
             and (inner.get("seed") is None or type(inner.get("seed")) is int)
             and (inner.get("name") is None or isinstance(inner.get("name"), str))
         ):
-            return keras.random.SeedGenerator(seed=inner.get("seed"), name=inner.get("name"))
+            inner_seed = inner.get("seed")
+            if inner_seed is not None:
+                _check_int_seed(inner_seed, _GENERATOR_SEED_LIMIT)
+            return keras.random.SeedGenerator(seed=inner_seed, name=inner.get("name"))
         raise ValueError(
             "Argument `seed` holds a dict that is not a serialized "
             f"`keras.random.SeedGenerator`. Received: seed={seed!r}"
@@ -89,7 +141,32 @@ def _check_seed(seed: Any) -> Any:
             "Argument `seed` must be an int, a `keras.random.SeedGenerator` "
             f"or None. Received: seed={seed!r} (of type {type(seed).__name__})"
         )
-    return int(seed)
+    return _check_int_seed(seed, SEED_LIMIT)
+
+
+def _derived(base: int, spawn_key: tuple[int, ...], bits: int) -> int:
+    """A seed of `bits` bits derived from `base` and `spawn_key`."""
+    state = np.random.SeedSequence(base, spawn_key=spawn_key)
+    words = state.generate_state(2, dtype=np.uint32)
+    return (int(words[0]) << 32 | int(words[1])) >> (64 - bits)
+
+
+def _in_trace() -> bool:
+    """Whether this Python code runs while tf.function or jax.jit traces it.
+
+    `torch.compile` runs the seed's Python code on every call, so PyTorch
+    never counts as traced here.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.executing_eagerly()
+    if backend == "jax":
+        from keras.src.utils.jax_utils import is_in_jax_tracing_scope
+
+        return is_in_jax_tracing_scope()
+    return False
 
 
 class VarianceScalingCustom(keras.initializers.VarianceScaling):
@@ -113,13 +190,29 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
     - `seed=None`: each instance takes a random base seed when it is created,
       from Python's `random` module, so `keras.utils.set_random_seed(s)`
       before the model is built makes the whole run reproducible.
-    - `seed=<int>`: the base seed. Two instances with the same int draw the
-      same sequence of tensors.
+    - `seed=<int>`: the base seed, an int from 0 to 2**64 - 1 (Python or
+      NumPy). Anything outside is refused with a `ValueError`, not folded
+      into range, so two different seeds never draw the same values. Two
+      instances with the same int draw the same sequence of tensors.
     - Either way, **every call returns fresh values**: call `k` uses a seed
       derived from `(base seed, k)`. One instance shared by two layers gives
       them different kernels (Keras's built-ins give both the same one).
     - `seed=keras.random.SeedGenerator(...)`: used as Keras uses it; each
-      call advances the generator.
+      call advances the generator. Calls are serialized by a lock, so
+      threads sharing a generator each get their own values (Keras's
+      generator alone is not thread-safe). An int-seeded instance is
+      thread-safe too: each call takes its own call number under a lock.
+
+    Traced calls: inside `tf.function` or `jax.jit` the call number and the
+    base seed are Python values, read once while the function is traced, so
+    every call of the compiled function returns the same tensor (Keras's own
+    initializers do the same). Such a call issues a `TracedCallWarning`
+    once per instance. On TensorFlow a `SeedGenerator` seed is a variable
+    that the graph advances, so it does draw fresh values per call (no
+    warning); on JAX a generator cannot advance inside `jax.jit` outside a
+    `keras.StatelessScope` (Keras would leave a tracer in its state and
+    break it), so that call raises a `ValueError`. Draw weights eagerly, or
+    pass a fresh seed as an argument of the traced function.
 
     Memory: a tensor of 2^20 values or more is drawn without a full-size
     temporary (peak about 1.05x the tensor, where `keras.random` needs 3-9x;
@@ -135,9 +228,12 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
     four copies start from the same base seed, so equally shaped query, key
     and value kernels come out identical, as with Keras's built-ins. Pass
     `seed=None` and call `keras.utils.set_random_seed` to get both distinct
-    and reproducible attention kernels. `EinsumDense` instead reads the
-    initializer's `seed` attribute, which hands out a fresh derived seed on
-    every read, so sharing one instance between `EinsumDense` layers is safe.
+    and reproducible attention kernels. `EinsumDense` instead builds its
+    copy from the initializer's `seed` attribute. Reading `seed` has no side
+    effect (it gives the base seed, or the generator); a copy constructed
+    from that value takes a fresh stream derived from the source instance,
+    so sharing one instance between `EinsumDense` layers gives them
+    different kernels, and reproducibly so.
 
     Examples:
 
@@ -200,8 +296,10 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
             # `keras.utils.set_random_seed` governs unseeded instances too.
             self._base_seed = python_random.randint(1, 2**62)
         else:
-            self._base_seed = self._init_seed & _SEED_MASK
+            self._base_seed = self._init_seed
         self._calls = 0
+        self._spawned = 0
+        self._warned_traced = False
         self._lock = threading.Lock()
 
     # -- seeds ---------------------------------------------------------------
@@ -213,18 +311,28 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
         with self._lock:
             k = self._calls
             self._calls += 1
-        state = np.random.SeedSequence(self._base_seed, spawn_key=(k,))
         # 31 bits: a non-negative seed every backend accepts as is.
-        return int(state.generate_state(1, dtype=np.uint32)[0] >> 1)
+        return _derived(self._base_seed, (k,), 31)
+
+    def _spawn_seed(self) -> int:
+        """The base seed of the next copy constructed from `self.seed`."""
+        with self._lock:
+            j = self._spawned
+            self._spawned += 1
+        # A two-part key: a stream of its own, apart from the calls' `(k,)`.
+        return _derived(self._base_seed, (j, 1), 64)
 
     @property
     def seed(self) -> int | keras.random.SeedGenerator:
-        """A fresh derived seed on every read (the generator itself, if any).
+        """The base seed (the generator itself, if any); reading it changes nothing.
 
-        `EinsumDense` reads this attribute to seed the copy of the
-        initializer it builds, so each read must give a new stream.
+        The int is marked: an initializer constructed with it as its seed
+        (`EinsumDense` builds the copy it draws from that way) gets a fresh
+        stream derived from this instance, not this instance's own stream.
         """
-        return self._next_seed()
+        if self._base_seed is None:
+            return self._init_seed
+        return _DerivedSeed(self._base_seed, self)
 
     # -- math ----------------------------------------------------------------
 
@@ -243,14 +351,45 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
         """
         shape = check_shape(shape)
         dtype = check_float_dtype(dtype)
-        std = self.stddev(shape)
-        check_fits_dtype(std, dtype, self.scale)
         if layout is None:  # a sharded tensor may exceed one host's memory
             check_size(shape, dtype)
-        seed = self._next_seed()
+        std = self.stddev(shape)
+        check_fits_dtype(std, dtype, self.scale, shape)
+        if self._base_seed is None:  # a SeedGenerator
+            self._check_generator_not_traced()
+            with _GENERATOR_LOCK:
+                return self._draw(shape, dtype, std, self._init_seed, layout)
+        if not self._warned_traced and layout is None and _in_trace():
+            self._warned_traced = True
+            warnings.warn(
+                f"{type(self).__name__} was called inside a traced function "
+                "(tf.function or jax.jit): its seed is fixed when the function is "
+                "traced, so every call of the compiled function returns the same "
+                "tensor. Draw the weights outside the traced function.",
+                TracedCallWarning,
+                stacklevel=2,
+            )
+        return self._draw(shape, dtype, std, self._next_seed(), layout)
+
+    def _draw(self, shape, dtype, std, seed, layout):
         if layout is not None:
             return draw_with_layout(self.distribution, shape, dtype, std, seed, layout)
         return draw(self.distribution, shape, dtype, std, seed)
+
+    def _check_generator_not_traced(self) -> None:
+        if keras.backend.backend() != "jax" or not _in_trace():
+            return
+        from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+        if not in_stateless_scope():
+            raise ValueError(
+                f"{type(self).__name__} is seeded with a keras.random.SeedGenerator "
+                "and was called inside jax.jit: the generator cannot advance there "
+                "(Keras would store a tracer in its state and break it for every "
+                "later call). Call the initializer outside jax.jit, inside a "
+                "keras.StatelessScope, or seed it with an int. "
+                f"Received: seed={self._init_seed!r}"
+            )
 
     # -- serialization -------------------------------------------------------
 

@@ -95,11 +95,11 @@ from keras_weightinit import _forward, _moments, _residual
 from keras_weightinit import _graph as graph
 from keras_weightinit import _layer_table as table
 from keras_weightinit._layer_table import Fans, layer_fans
-from keras_weightinit._validation import check_choice, check_positive_finite
+from keras_weightinit._validation import check_bool, check_choice, check_positive_finite
 from keras_weightinit.activations import resolve_activation
-from keras_weightinit.factory import for_activation
+from keras_weightinit.factory import check_gain, for_activation
 from keras_weightinit.fans import compute_fans
-from keras_weightinit.initializers import VarianceScalingCustom
+from keras_weightinit.initializers import SEED_LIMIT, VarianceScalingCustom
 from keras_weightinit.report import (
     NO_KERNEL,
     InitReport,
@@ -229,10 +229,12 @@ def _describe(init) -> tuple[str, float]:
     return init.mode, float(init.scale)
 
 
-def _check_args(method, distribution, bias, tol, max_iter, seed, data):
+def _check_args(method, distribution, bias, tol, max_iter, seed, data, gain, orthogonal):
     check_choice(method, "method", METHODS)
     check_choice(distribution, "distribution", ("normal", "uniform"))
     check_choice(bias, "bias", BIAS)
+    check_gain(gain)  # else a bad gain only shows up in `report.skipped`
+    check_bool(orthogonal, "orthogonal")
     tol = check_positive_finite(tol, "tol")
     if tol >= 1:
         raise ValueError(f"Argument `tol` must be below 1. Received: tol={tol}")
@@ -244,6 +246,11 @@ def _check_args(method, distribution, bias, tol, max_iter, seed, data):
         raise TypeError(
             f"Argument `seed` must be an int or None. Received: seed={seed!r} "
             f"(of type {type(seed).__name__})"
+        )
+    if seed is not None and not 0 <= seed < SEED_LIMIT:
+        raise ValueError(
+            "Argument `seed` must be an int from 0 to 2**64 - 1, as an initializer's "
+            f"(two seeds folded into that range would collide). Received: seed={seed}"
         )
     if method == "auto":
         method = "analytic" if data is None else "lsuv"
@@ -628,13 +635,20 @@ def initialize(
             "Argument `model` must be a Keras model. "
             f"Received: model={model!r} (of type {type(model).__name__})"
         )
-    if not model.built or not model.weights:
+    if not model.built:
         raise ValueError(
             "The model must be built (call it on a batch, or give it an Input) "
-            f"before it is initialized. Received: model={model.name!r} "
-            f"(built={model.built}, {len(model.weights)} weights)"
+            f"before it is initialized. Received: model={model.name!r} (built=False)"
         )
-    method, tol, max_iter = _check_args(method, distribution, bias, tol, max_iter, seed, data)
+    if not model.weights:
+        raise ValueError(
+            "The model has no weights, so there is nothing to initialize (its "
+            "layers are all weightless, or its sublayers are not tracked as "
+            f"attributes). Received: model={model.name!r} (built=True, 0 weights)"
+        )
+    method, tol, max_iter = _check_args(
+        method, distribution, bias, tol, max_iter, seed, data, gain, orthogonal
+    )
     check_choice(residual, "residual", RESIDUAL)
     plans, skipped = _plan(model, distribution, gain, seed, orthogonal)
     branches, gammas = _residual_plan(model, plans, residual)

@@ -76,11 +76,24 @@ def get(identifier: Any):
     """Resolves an initializer identifier, like `keras.initializers.get`.
 
     It accepts what Keras accepts (a name, a config dict, an instance, a
-    class, a callable) and differs in one way: an unknown name raises a
-    `ValueError` that suggests the closest known names.
+    class, a callable) and differs in two ways:
+
+    - an unknown name, or a config dict naming an unknown class, raises a
+      `ValueError` that suggests the closest known names;
+    - a config dict may name one of our classes by its bare class name
+      (`{"class_name": "HeNormalCustom", "config": {}}`), not only by its
+      registered name `"keras_weightinit>HeNormalCustom"`.
+
+    It is the safe path for such dicts: Keras's own
+    `keras.initializers.get` refuses the bare class name ("Could not
+    interpret initializer identifier"), and `keras.initializers.deserialize`
+    returns the *string* `"HeNormalCustom"` for it, not an initializer (a
+    Keras quirk: a class name it cannot find is handed back as a name).
 
     >>> get("he_uniform_custom")
     HeUniformCustom(seed=None, input_axes=None, output_axes=None)
+    >>> get({"class_name": "HeNormalCustom", "config": {"seed": 1}})
+    HeNormalCustom(seed=1, input_axes=None, output_axes=None)
 
     Args:
         identifier: the identifier to resolve.
@@ -89,8 +102,10 @@ def get(identifier: Any):
         An initializer (or `None` for `None`).
 
     Raises:
-        ValueError: for an unknown name, with suggestions.
+        ValueError: for an unknown name or class name, with suggestions.
     """
+    if isinstance(identifier, dict) and isinstance(identifier.get("class_name"), str):
+        identifier = _with_registered_name(identifier)
     if (
         isinstance(identifier, str)
         and identifier not in set(keras.saving.get_custom_objects()) | _keras_builtin_names()
@@ -102,3 +117,26 @@ def get(identifier: Any):
             f"{', '.join(ALIASES)}. Received: initializer={identifier!r}"
         )
     return keras.initializers.get(identifier)
+
+
+def _with_registered_name(identifier: dict) -> dict:
+    """`identifier` with our bare class name replaced by the registered one."""
+    name = identifier["class_name"]
+    ours = {cls.__name__: cls for cls in ALIASES.values()}
+    if name in ours and "registered_name" not in identifier:
+        return {**identifier, "class_name": f"{PACKAGE}>{name}"}
+    known = (
+        set(keras.saving.get_custom_objects())
+        | _keras_builtin_names()
+        | {f"{PACKAGE}>{n}" for n in ours}
+        | set(ours)
+    )
+    if name not in known and identifier.get("registered_name") not in known:
+        close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"Unknown initializer class name {name!r}.{hint} This package's classes: "
+            f"{', '.join(sorted(ours))} (registered as '{PACKAGE}>ClassName'). "
+            f"Received: initializer={identifier!r}"
+        )
+    return identifier

@@ -105,6 +105,14 @@ def test_wrong_option_exits_with_a_message(tmp_path):
         (["train", "--learning-rate", "nan"], "positive number"),
         (["train", "--seeds", "0"], "--seeds: expected a positive integer, got 0"),
         (["compare", "--no-such-option"], "unrecognized arguments"),
+        # Each of these used to end in a traceback.
+        (["train", "--activation", "threshold"], "needs arguments a name cannot give"),
+        (["compare", "--activation", "glu"], "changes the shape of its input"),
+        (["--seed", "-1"], "--seed: expected an integer from 0 to 2**32 - 1, got -1"),
+        (["compare", "--seed", str(2**70)], f"got {2**70}"),
+        (["compare", "--seed", "2**70"], "got '2**70'"),
+        (["compare", "--width", "200000"], "--width 200000 makes an MLP of"),
+        (["train", "--depth", "100000", "--width", "4096"], "more than half this machine"),
     ],
 )
 def test_wrong_options_in_process(args, message, capsys):
@@ -113,7 +121,11 @@ def test_wrong_options_in_process(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    # argparse's form: the usage, then one line "PROG ...: error: ...".
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if ": error: " in line]) == 1
 
 
 def test_options_before_or_after_the_command():

@@ -364,3 +364,214 @@ def test_any_string_to_get(name):
 def test_huge_scale_never_gives_inf(scale, fan, dtype, distribution):
     init = kwi.VarianceScalingCustom(scale=scale, distribution=distribution, seed=0)
     _call(init, (fan, 3), dtype)
+
+
+# -- for_activation, gain, initialize ------------------------------------------
+#
+# The same property one level up: a correct result, or a ValueError/TypeError
+# that names the argument it refuses. Never another exception, a NaN, a
+# hang, or an argument silently ignored.
+
+
+def _mostly(good, bad, one_in: int = 8):
+    """`good`, and `bad` about once in `one_in` draws, so that most examples
+    get far enough to test the result, and each argument is junk now and then."""
+    return st.integers(1, one_in).flatmap(lambda i: bad if i == 1 else good)
+
+
+def _names_an_argument(exc: BaseException, names) -> None:
+    _expect_clear_error(exc)
+    message = str(exc)
+    assert any(f"`{n}`" in message or f"{n}=" in message for n in names), message
+
+
+junk = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8)
+    | st.lists(st.integers(0, 3), max_size=3)
+    | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+    | st.just(object())
+)
+user_functions = st.sampled_from(
+    [
+        np.tanh,
+        np.sign,
+        np.abs,
+        lambda x: np.maximum(x, 0.0),
+        lambda x: x * x,
+        lambda x: np.exp(x**2 / 4),  # E[f²] infinite
+        lambda x: np.exp(x) / np.exp(x).sum(),  # not elementwise
+        lambda x: x * np.nan,
+        lambda x: x * 1j,
+        lambda x: np.zeros_like(x),
+        lambda x: "a string",
+        lambda x: x[:1],
+        lambda x, y: x,
+    ]
+)
+activations = _mostly(
+    st.sampled_from(["relu", "tanh", "gelu", "selu", "softmax", "glu", "elu", "linear", None])
+    | st.sampled_from([keras.layers.LeakyReLU(), keras.activations.relu, np.tanh])
+    | user_functions,
+    junk | st.just(keras.layers.Dense(2)),
+)
+gains_args = _mostly(
+    st.none()
+    | st.sampled_from(["second_moment", "fixed_point"])
+    | st.floats(min_value=0.1, max_value=3.0)
+    | st.integers(1, 3),
+    st.sampled_from(["fixed", "", "2"])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(-3, 0)
+    | junk,
+)
+
+
+@_budget(60)
+@given(
+    activation=activations,
+    method=_mostly(st.sampled_from(["second_moment", "fixed_point"]), junk),
+    breakpoints=_mostly(
+        st.none() | st.lists(st.floats(-3, 3), max_size=3),
+        st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=3) | junk,
+    ),
+)
+def test_gain_any_arguments(activation, method, breakpoints):
+    try:
+        value = kwi.gain(activation, method, breakpoints=breakpoints)
+    except Exception as exc:  # any type: the property is about which one
+        event(f"gain refused: {type(exc).__name__}")
+        _names_an_argument(exc, ["activation", "method", "breakpoints"])
+        return
+    event("gain computed")
+    assert isinstance(value, float) and math.isfinite(value) and value > 0.0
+
+
+@_budget(60)
+@given(
+    activation=activations,
+    distribution=_mostly(st.sampled_from(["normal", "uniform"]), junk),
+    seed=_mostly(
+        st.none() | st.integers(0, 2**64 - 1), st.integers(-(2**70), 2**70) | junk, one_in=4
+    ),
+    gain=gains_args,
+    axes=_mostly(
+        st.sampled_from([(None, None), ([0], [1])]), st.sampled_from([([0], None), ("0", [1])])
+    ),
+)
+def test_for_activation_any_arguments(activation, distribution, seed, gain, axes):
+    input_axes, output_axes = axes
+    try:
+        init = kwi.for_activation(
+            activation,
+            distribution,
+            seed=seed,
+            gain=gain,
+            input_axes=input_axes,
+            output_axes=output_axes,
+        )
+    except Exception as exc:  # any type: checked below
+        event(f"for_activation refused: {type(exc).__name__}")
+        _names_an_argument(
+            exc, ["activation", "distribution", "seed", "gain", "input_axes", "output_axes"]
+        )
+        return
+    event("for_activation gave an initializer")
+    assert isinstance(init, kwi.VarianceScalingCustom)
+    config = init.get_config()
+    # No argument silently ignored: each one shows in the result.
+    assert init.distribution == distribution
+    assert config["seed"] == seed
+    assert (config["input_axes"], config["output_axes"]) == (input_axes, output_axes)
+    if isinstance(gain, (int, float)) and not isinstance(gain, bool):
+        assert init.scale == pytest.approx(float(gain) ** 2, rel=1e-15)
+    assert math.isfinite(init.scale) and init.scale > 0.0
+    assert type(init).from_config(json.loads(json.dumps(config))).get_config() == config
+
+
+def _tiny_model():
+    return keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(5, activation="relu"),
+            keras.layers.Dense(3, activation="elu"),  # every gain exists
+            keras.layers.Dense(2),
+        ]
+    )
+
+
+_GOOD = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+data_args = _mostly(
+    st.sampled_from([None, _GOOD, _GOOD.astype("float64")]),
+    st.sampled_from(
+        [
+            _GOOD[:0],  # empty
+            _GOOD[:3],  # too few examples
+            np.full((32, 4), np.nan, "float32"),
+            np.full((32, 4), np.inf, "float32"),
+            _GOOD[:, :3],  # wrong shape
+            [_GOOD, _GOOD],  # wrong container for one input
+            {"x": _GOOD},
+            _GOOD.astype("int32"),
+            np.array(["a"] * 32),
+            "not data",
+            3.0,
+        ]
+    )
+    | st.builds(lambda: (row for row in _GOOD)),
+    one_in=4,
+)
+
+
+@settings(
+    max_examples=25 if keras.backend.backend() == "jax" else 50,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    data=data_args,
+    method=_mostly(st.sampled_from(["auto", "analytic", "lsuv"]), junk, one_in=12),
+    distribution=_mostly(st.sampled_from(["normal", "uniform"]), junk, one_in=12),
+    seed=_mostly(st.none() | st.integers(0, 2**64 - 1), st.integers(-(2**70), -1) | junk, 12),
+    gain=gains_args,
+    bias=_mostly(st.sampled_from(["zeros", "keep"]), junk, one_in=12),
+    orthogonal=_mostly(st.booleans(), junk, one_in=12),
+    tol=_mostly(st.floats(0.01, 0.5), st.floats(allow_nan=True, allow_infinity=True) | junk, 12),
+    max_iter=_mostly(st.integers(1, 12), st.integers(-2, 0) | junk, one_in=12),
+)
+def test_initialize_any_arguments(
+    data, method, distribution, seed, gain, bias, orthogonal, tol, max_iter
+):
+    model = _tiny_model()
+    before = [np.array(keras.ops.convert_to_numpy(w)) for w in model.weights]
+    kwargs = dict(
+        method=method,
+        distribution=distribution,
+        seed=seed,
+        gain=gain,
+        bias=bias,
+        orthogonal=orthogonal,
+        tol=tol,
+        max_iter=max_iter,
+    )
+    try:
+        report = kwi.initialize(model, data, **kwargs)
+    except Exception as exc:  # any type: checked below
+        event(f"initialize refused: {type(exc).__name__}")
+        _names_an_argument(exc, ["data", *kwargs])
+        # A refusal changes nothing.
+        for old, w in zip(before, model.weights):
+            np.testing.assert_array_equal(old, keras.ops.convert_to_numpy(w))
+        return
+    event(f"initialize ran: {report.method}")
+    after = [np.asarray(keras.ops.convert_to_numpy(w), dtype=np.float64) for w in model.weights]
+    assert all(np.all(np.isfinite(w)) for w in after), "non-finite weights"
+    kernels = [row for row in report]
+    assert len(kernels) == 3 and not report.skipped
+    assert {row.mode for row in kernels} <= {"orthogonal", "fan_in", "fan_avg"}
+    assert all(row.mode == "orthogonal" for row in kernels) == bool(orthogonal)

@@ -74,19 +74,6 @@ def test_shared_instance_gives_layers_different_kernels(seed):
     assert not np.array_equal(to_numpy(a.kernel), to_numpy(b.kernel))
 
 
-def test_shared_instance_in_einsum_dense_layers():
-    # EinsumDense copies the initializer with the `seed` attribute it reads;
-    # each read hands out a new derived seed, so the copies differ.
-    init = kwi.GlorotNormalCustom(seed=9)
-    layers = [
-        keras.layers.EinsumDense("ab,bc->ac", output_shape=16, kernel_initializer=init)
-        for _ in range(2)
-    ]
-    for layer in layers:
-        layer.build((None, 32))
-    assert not np.array_equal(to_numpy(layers[0].kernel), to_numpy(layers[1].kernel))
-
-
 def test_seeded_model_build_is_reproducible():
     def build():
         model = keras.Sequential(

@@ -26,7 +26,7 @@ PRESETS = {
 INSTANCES = [
     kwi.HeNormalCustom(),
     kwi.HeUniformCustom(seed=3),
-    kwi.GlorotNormalCustom(seed=-7),
+    kwi.GlorotNormalCustom(seed=2**64 - 1),
     kwi.LecunUniformCustom(input_axes=[0], output_axes=[1, 2]),
     kwi.VarianceScalingCustom(1.7, "fan_out", "truncated_normal", seed=2),
     kwi.GlorotUniformCustom(seed=keras.random.SeedGenerator(5)),
