@@ -373,6 +373,28 @@ def _defaults(fn: Callable) -> tuple[dict[str, Any], list[str]]:
     return defaults, required
 
 
+#: Activation functions that other Keras libraries register under their own
+#: names, each exactly a Keras activation with fixed keywords: registered name
+#: -> (canonical name, keywords). keras-hub's BERT, GPT-2 and other feed-forward
+#: layers use `gelu_approximate`, which is `keras.activations.gelu(x,
+#: approximate=True)` (keras_hub/src/utils/keras_utils.py).
+_REGISTERED: dict[str, tuple[str, dict[str, Any]]] = {
+    "keras_hub>gelu_approximate": ("gelu", {"approximate": True}),
+    "keras_nlp>gelu_approximate": ("gelu", {"approximate": True}),
+}
+
+
+def _registered_name(fn: Any) -> str | None:
+    """The name `keras.saving.register_keras_serializable` gave `fn`, if any."""
+    if not callable(fn) or isinstance(fn, (type, keras.layers.Layer)):
+        return None
+    try:
+        name = keras.saving.get_registered_name(fn)
+    except Exception:  # objects without a __name__ and the like
+        return None
+    return name if isinstance(name, str) and ">" in name else None
+
+
 @functools.lru_cache(maxsize=1)
 def _known_callables() -> dict[int, tuple[str, Callable]]:
     """id -> (canonical name, callable) for Keras's activation functions.
@@ -585,6 +607,10 @@ def resolve_activation(activation: Any) -> ResolvedActivation:
     if known is not None and known[1] is activation:
         name, fn = known
         return _from_name(name, _defaults(fn)[0], activation)
+    registered = _REGISTERED.get(_registered_name(activation))
+    if registered is not None:
+        name, keywords = registered
+        return _from_name(name, keywords, activation)
     if isinstance(activation, keras.layers.Layer):
         raise ValueError(
             f"{type(activation).__name__} is not an activation layer. Activation "

@@ -827,7 +827,8 @@ def _note(p: _Plan, method: str) -> str:
     if p.slot.role == table.EMBEDDING:
         return (
             "LSUV does not rescale embeddings, and check() does not read them: a "
-            "lookup has no input to normalize, and its rows are drawn at std 1"
+            "lookup has no input to normalize, and its rows are drawn at the std "
+            "in this row's `weight_std`"
         )
     if p.residual:
         return "LSUV leaves a zeroed residual branch at zero"

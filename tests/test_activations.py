@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+import keras_weightinit as kwi
 from keras_weightinit import activations as A
 from keras_weightinit.activations import is_activation_layer, resolve_activation
 from tests.helpers import to_numpy
@@ -386,3 +387,17 @@ def test_bad_partials():
         resolve_activation(functools.partial(keras.activations.leaky_relu, negative_slope="x"))
     with pytest.raises(ValueError, match="alpha.*finite"):
         resolve_activation(keras.layers.ELU(alpha=float("nan")))
+
+
+def test_keras_hub_gelu_approximate_is_gelu_with_the_tanh_approximation():
+    keras_utils = pytest.importorskip("keras_hub.src.utils.keras_utils")
+    resolved = resolve_activation(keras_utils.gelu_approximate)
+    assert (resolved.name, resolved.params, resolved.family) == (
+        "gelu",
+        {"approximate": True},
+        "he",
+    )
+    # It is exactly Keras's gelu(approximate=True), so the gains must agree.
+    assert kwi.gain(keras_utils.gelu_approximate) == kwi.gain(
+        functools.partial(keras.activations.gelu, approximate=True)
+    )
