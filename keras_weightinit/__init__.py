@@ -19,6 +19,7 @@ from keras_weightinit.initializers import HeNormalCustom as HeNormalCustom
 from keras_weightinit.initializers import HeUniformCustom as HeUniformCustom
 from keras_weightinit.initializers import LecunNormalCustom as LecunNormalCustom
 from keras_weightinit.initializers import LecunUniformCustom as LecunUniformCustom
+from keras_weightinit.initializers import TracedCallWarning as TracedCallWarning
 from keras_weightinit.initializers import (
     VarianceScalingCustom as VarianceScalingCustom,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "InitReport",
     "LayerInit",
     "SignalOutOfBandError",
+    "TracedCallWarning",
     "UnstableActivationError",
     "LayerSignal",
     "Thresholds",
