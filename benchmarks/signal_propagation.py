@@ -529,7 +529,8 @@ def main(argv=None) -> int:
 # mode, where a fresh BatchNormalization is the identity.
 
 RESIDUAL_SCHEMES = ("keras", "none", "auto")
-RESIDUAL_TARGETS = {"mlp": 3.0, "transformer": 2.0}  # growth bounds (SPEC.md section 6)
+# Growth bounds: docs/model-init.md, "Residual networks".
+RESIDUAL_TARGETS = {"mlp": 3.0, "transformer": 2.0}
 RESIDUAL_APPS = ("ResNet50", "ResNet50V2", "MobileNetV2")
 
 

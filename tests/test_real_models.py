@@ -1,7 +1,7 @@
 """initialize (analytic and LSUV) on real architectures: keras.applications and keras-hub.
 
 Every model is built from constructor arguments (weights=None, tiny configs):
-nothing is downloaded. The bounds are SPEC.md section 6's: with N(0, 1)
+nothing is downloaded. The bounds are those of docs/model-init.md, "Residual networks": with N(0, 1)
 inputs in inference mode (a fresh BatchNormalization is then the identity),
 the residual stream of ResNet50 after the analytic scheme without residual
 handling reaches std 193 and its logits 177; the bounds below (every `Add`

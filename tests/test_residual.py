@@ -1,6 +1,6 @@
 """Residual-aware initialization, and the layer forms of real architectures.
 
-The growth bounds are SPEC.md section 6's. Without residual handling a
+The growth bounds are those of docs/model-init.md, "Residual networks". Without residual handling a
 variance-preserving branch doubles the stream's variance per block when no
 normalization precedes it ((1 + 1)^24 for the MLP below: x4096 on the std)
 and adds 1 per branch after a LayerNormalization (sqrt(1 + 16) = x4.1 for
