@@ -192,7 +192,7 @@ def start_signal(model, batch) -> dict[str, float]:
     import keras
 
     logits = model.get_layer("logits")
-    features = keras.Model(model.inputs, logits.input)(batch)
+    features = keras.Model(model.input, logits.input)(batch)
     out = logits(features)
     return {
         "features_std": float(keras.ops.convert_to_numpy(keras.ops.std(features))),
