@@ -23,9 +23,9 @@ import keras
 from keras_weightinit import _layer_table as table
 from keras_weightinit.activations import is_activation_layer, resolve_activation
 
-# Layers that pass, drop, move or pool values without weighting them:
-# zeroing or scaling their input zeroes or scales their output.
-COMMUTING_NAMES = (
+# Groups of Keras layer names, shared by every module that reads a graph
+# (`_residual`, `_moments`): each fact about a layer kind is written here once.
+PASS_NAMES = (  # drop or pass values, or add noise; the identity in inference
     "Dropout",
     "SpatialDropout1D",
     "SpatialDropout2D",
@@ -35,15 +35,9 @@ COMMUTING_NAMES = (
     "AlphaDropout",
     "ActivityRegularization",
     "Identity",
-    "Flatten",
-    "Reshape",
-    "Permute",
-    "MaxPooling1D",
-    "MaxPooling2D",
-    "MaxPooling3D",
-    "AveragePooling1D",
-    "AveragePooling2D",
-    "AveragePooling3D",
+)
+RESHAPING_NAMES = ("Flatten", "Reshape", "Permute")
+PADDING_NAMES = (
     "ZeroPadding1D",
     "ZeroPadding2D",
     "ZeroPadding3D",
@@ -51,35 +45,55 @@ COMMUTING_NAMES = (
     "Cropping2D",
     "Cropping3D",
 )
-
-# Layers through which the search for the next activation continues: none of
-# them decides the variance the activation sees (normalization resets it
-# whatever the kernel), and a merge passes the branch on to what follows it.
-_TRANSPARENT_NAMES = COMMUTING_NAMES + (
-    "Masking",
-    "RepeatVector",
-    "BatchNormalization",
-    "LayerNormalization",
-    "GroupNormalization",
-    "RMSNormalization",
-    "UnitNormalization",
+POOLING_NAMES = (
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "MaxPooling3D",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AveragePooling3D",
+)
+GLOBAL_POOLING_NAMES = (
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
     "GlobalMaxPooling3D",
     "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
     "GlobalAveragePooling3D",
-    "UpSampling1D",
-    "UpSampling2D",
-    "UpSampling3D",
-    "Add",
-    "Average",
-    "Concatenate",
+)
+UPSAMPLING_NAMES = ("UpSampling1D", "UpSampling2D", "UpSampling3D")
+NORMALIZATION_NAMES = (
+    "BatchNormalization",
+    "LayerNormalization",
+    "GroupNormalization",
+    "RMSNormalization",
+    "UnitNormalization",
+)
+
+# Layers that pass, drop, move or pool values without weighting them:
+# zeroing or scaling their input zeroes or scales their output.
+COMMUTING_NAMES = PASS_NAMES + RESHAPING_NAMES + POOLING_NAMES + PADDING_NAMES
+
+# Layers through which the search for the next activation continues: none of
+# them decides the variance the activation sees (normalization resets it
+# whatever the kernel), and a merge passes the branch on to what follows it.
+_TRANSPARENT_NAMES = (
+    COMMUTING_NAMES
+    + ("Masking", "RepeatVector")
+    + NORMALIZATION_NAMES
+    + GLOBAL_POOLING_NAMES
+    + UPSAMPLING_NAMES
+    + ("Add", "Average", "Concatenate")
 )
 
 
+def layer_types(names) -> tuple[type, ...]:
+    """The classes of `keras.layers` with these names (those this Keras has)."""
+    return tuple(getattr(keras.layers, n) for n in names if hasattr(keras.layers, n))
+
+
 def _transparent_types() -> tuple[type, ...]:
-    return tuple(getattr(keras.layers, n) for n in _TRANSPARENT_NAMES if hasattr(keras.layers, n))
+    return layer_types(_TRANSPARENT_NAMES)
 
 
 def graph_of(container: Any):

@@ -196,48 +196,14 @@ def chi(activation) -> float:
 # -- layers ------------------------------------------------------------------
 
 _STRUCTURAL = (
-    "Flatten",
-    "Reshape",
-    "Permute",
-    "RepeatVector",
-    "ZeroPadding1D",
-    "ZeroPadding2D",
-    "ZeroPadding3D",
-    "Cropping1D",
-    "Cropping2D",
-    "Cropping3D",
-    "UpSampling1D",
-    "UpSampling2D",
-    "UpSampling3D",
-    "MaxPooling1D",
-    "MaxPooling2D",
-    "MaxPooling3D",
-    "AveragePooling1D",
-    "AveragePooling2D",
-    "AveragePooling3D",
-    "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D",
-    "GlobalMaxPooling3D",
-    "GlobalAveragePooling1D",
-    "GlobalAveragePooling2D",
-    "GlobalAveragePooling3D",
+    graph.RESHAPING_NAMES
+    + ("RepeatVector",)
+    + graph.PADDING_NAMES
+    + graph.UPSAMPLING_NAMES
+    + graph.POOLING_NAMES
+    + graph.GLOBAL_POOLING_NAMES
 )
-_IDENTITY = (
-    "Dropout",
-    "SpatialDropout1D",
-    "SpatialDropout2D",
-    "SpatialDropout3D",
-    "GaussianNoise",
-    "GaussianDropout",
-    "AlphaDropout",
-    "ActivityRegularization",
-    "Identity",
-    "Masking",
-)
-
-
-def _types(names) -> tuple[type, ...]:
-    return tuple(getattr(keras.layers, n) for n in names if hasattr(keras.layers, n))
+_IDENTITY = graph.PASS_NAMES + ("Masking",)
 
 
 def _np(x) -> np.ndarray:
@@ -282,8 +248,8 @@ class _Solver:
         self.kernels = kernels  # id(layer) -> [(slot, is_target)]
         self.targets = targets
         self.solved: dict[int, Solved] = {}
-        self.structural = _types(_STRUCTURAL)
-        self.identity = _types(_IDENTITY)
+        self.structural = graph.layer_types(_STRUCTURAL)
+        self.identity = graph.layer_types(_IDENTITY)
 
     # The function `_run_through_graph` calls for each operation.
     def op(self, operation):

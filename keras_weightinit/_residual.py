@@ -80,19 +80,15 @@ class Branch:
     inside: tuple = ()
 
 
-def _types(names) -> tuple[type, ...]:
-    return tuple(getattr(keras.layers, n) for n in names if hasattr(keras.layers, n))
-
-
 def _has_gamma(layer: Any) -> bool:
-    return isinstance(layer, _types(_NORM_NAMES)) and isinstance(
+    return isinstance(layer, graph.layer_types(_NORM_NAMES)) and isinstance(
         getattr(layer, "gamma", None), keras.Variable
     )
 
 
 def _is_norm(layer: Any) -> bool:
     names = _NORM_NAMES + ("RMSNormalization", "UnitNormalization")
-    return isinstance(layer, _types(names)) or "Norm" in type(layer).__name__
+    return isinstance(layer, graph.layer_types(names)) or "Norm" in type(layer).__name__
 
 
 def _is_stream_norm(layer: Any) -> bool:
@@ -156,7 +152,7 @@ def _ancestors(outputs: list) -> dict[int, frozenset]:
 
 def _passes(op: Any) -> bool:
     """Whether zeroing or scaling before `op` is the same as after it."""
-    if isinstance(op, _types(graph.COMMUTING_NAMES)):
+    if isinstance(op, graph.layer_types(graph.COMMUTING_NAMES)):
         return True
     if isinstance(op, keras.layers.Activation):
         try:
