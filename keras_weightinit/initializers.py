@@ -144,9 +144,26 @@ def _check_seed(seed: Any) -> Any:
     return _check_int_seed(seed, SEED_LIMIT)
 
 
-def _derived(base: int, spawn_key: tuple[int, ...], bits: int) -> int:
-    """A seed of `bits` bits derived from `base` and `spawn_key`."""
-    state = np.random.SeedSequence(base, spawn_key=spawn_key)
+def derive_seed(base: int, key: tuple[int, ...], bits: int) -> int:
+    """A seed of `bits` bits (1 to 64) derived from a base seed and a key.
+
+    The one derivation of the package: NumPy's `SeedSequence(base,
+    spawn_key=key)` hashes the two into 32-bit words, and the seed is the
+    top `bits` bits of the first two. Distinct keys give independent
+    streams, and a 31-bit result is the top 31 bits of the first word
+    alone, so it does not depend on the second. The keys in use:
+
+    - `(k,)`, 31 bits: call `k` of a `VarianceScalingCustom` (31 bits is a
+      non-negative seed every backend accepts as is);
+    - `(j, 1)`, 64 bits: the base seed of the `j`-th copy constructed from
+      an instance's `seed` (a two-part key, apart from the calls');
+    - `(i,)`, 31 bits: the `i`-th kernel `initialize(model, seed=...)`
+      draws, in the model's order.
+
+    Changing this function changes every seeded value the package draws,
+    and the saved fixtures' values with them.
+    """
+    state = np.random.SeedSequence(base, spawn_key=key)
     words = state.generate_state(2, dtype=np.uint32)
     return (int(words[0]) << 32 | int(words[1])) >> (64 - bits)
 
@@ -311,16 +328,14 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
         with self._lock:
             k = self._calls
             self._calls += 1
-        # 31 bits: a non-negative seed every backend accepts as is.
-        return _derived(self._base_seed, (k,), 31)
+        return derive_seed(self._base_seed, (k,), 31)
 
     def _spawn_seed(self) -> int:
         """The base seed of the next copy constructed from `self.seed`."""
         with self._lock:
             j = self._spawned
             self._spawned += 1
-        # A two-part key: a stream of its own, apart from the calls' `(k,)`.
-        return _derived(self._base_seed, (j, 1), 64)
+        return derive_seed(self._base_seed, (j, 1), 64)
 
     @property
     def seed(self) -> int | keras.random.SeedGenerator:
@@ -391,6 +406,64 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
                 f"Received: seed={self._init_seed!r}"
             )
 
+    # -- changed copies ------------------------------------------------------
+
+    def replace(self, **changes: Any) -> VarianceScalingCustom:
+        """A new initializer with the named fields changed and the others kept.
+
+        The fields are the constructor's arguments (`scale`, `mode`,
+        `distribution`, `seed`, `input_axes`, `output_axes`), and the copy is
+        built by the constructor, so a bad value fails as it would there.
+        `seed` is carried as it was given: an int stays that int (the copy
+        draws the same sequence as a fresh instance with that seed), None
+        stays None (the copy takes its own random base seed), a
+        `SeedGenerator` is shared.
+
+        The class is kept, with one rule for the presets: `HeNormalCustom` and
+        the others stay what they are when only `seed`, `input_axes` or
+        `output_axes` are named; naming a field a preset fixes (`scale`,
+        `mode` or `distribution`) gives a `VarianceScalingCustom` holding
+        every field, even when the value is the preset's own. The class
+        depends on the names given, never on the values.
+
+        Examples:
+
+        >>> HeNormalCustom(seed=1).replace(input_axes=[0], output_axes=[1])
+        HeNormalCustom(seed=1, input_axes=[0], output_axes=[1])
+        >>> HeNormalCustom(seed=1).replace(scale=1.0).get_config()["scale"]
+        1.0
+        >>> type(HeNormalCustom(seed=1).replace(mode="fan_in")).__name__
+        'VarianceScalingCustom'
+
+        Raises:
+            TypeError: for a name that is not a field (the error names it).
+            ValueError: for a bad value, as the constructor raises.
+        """
+        fields = self._fields()
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            received = ", ".join(f"{k}={changes[k]!r}" for k in unknown)
+            raise TypeError(
+                f"{type(self).__name__}.replace() has no field "
+                f"{', '.join(map(repr, unknown))}. Fields: {', '.join(fields)}. "
+                f"Received: {received}"
+            )
+        return self._rebuild({**fields, **changes}, set(changes))
+
+    def _fields(self) -> dict[str, Any]:
+        """The constructor's arguments, as this instance was given them."""
+        return {
+            "scale": self.scale,
+            "mode": self.mode,
+            "distribution": self.distribution,
+            "seed": self._init_seed,
+            "input_axes": self.input_axes,
+            "output_axes": self.output_axes,
+        }
+
+    def _rebuild(self, fields: dict[str, Any], named: set[str]) -> VarianceScalingCustom:
+        return type(self)(**fields)
+
     # -- serialization -------------------------------------------------------
 
     def get_config(self) -> dict[str, Any]:
@@ -459,11 +532,18 @@ class _Preset(VarianceScalingCustom):
             output_axes=output_axes,
         )
 
+    _FIXED = ("scale", "mode", "distribution")
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        for fixed in ("scale", "mode", "distribution"):
+        for fixed in self._FIXED:
             del config[fixed]
         return config
+
+    def _rebuild(self, fields: dict[str, Any], named: set[str]) -> VarianceScalingCustom:
+        if named.intersection(self._FIXED):
+            return VarianceScalingCustom(**fields)
+        return type(self)(**{k: v for k, v in fields.items() if k not in self._FIXED})
 
 
 @register("glorot_normal_custom")

@@ -99,7 +99,7 @@ from keras_weightinit._validation import check_bool, check_choice, check_positiv
 from keras_weightinit.activations import resolve_activation
 from keras_weightinit.factory import check_gain, for_activation
 from keras_weightinit.fans import compute_fans
-from keras_weightinit.initializers import SEED_LIMIT, VarianceScalingCustom
+from keras_weightinit.initializers import SEED_LIMIT, VarianceScalingCustom, derive_seed
 from keras_weightinit.report import (
     NO_KERNEL,
     InitReport,
@@ -136,11 +136,6 @@ class _Plan:
     guessed: bool = False
     residual: str = ""  # what the residual handling did to this kernel, and why
     target_std: float = 1.0  # the output std LSUV aims at
-
-
-def _derive_seed(base: int, index: int) -> int:
-    state = np.random.SeedSequence(base, spawn_key=(index,))
-    return int(state.generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
 def _orthogonal_gain(draw_std: float, shape: tuple[int, ...]) -> float:
@@ -309,7 +304,7 @@ def _plan(model, distribution, gain, seed, orthogonal):
                 if gain is not None:
                     kwargs["gain"] = gain
                 base = for_activation(found.activation, **kwargs)
-                stream = _derive_seed(base_seed, index)
+                stream = derive_seed(base_seed, (index,), 31)
                 index += 1
                 draw = _make_initializer(base, slot, stream, orthogonal)
                 mode, scale = _describe(draw)

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import keras_weightinit as kwi
+from keras_weightinit._draw import draw
+from keras_weightinit.initializers import derive_seed
 from tests.helpers import PRESET_CLASSES, to_numpy
 
 CLASSES = PRESET_CLASSES
@@ -120,3 +122,27 @@ def test_pickled_copy_continues_the_same_sequence():
     copy = pickle.loads(pickle.dumps(init))
     assert copy.get_config() == init.get_config()
     np.testing.assert_array_equal(to_numpy(init(SHAPE)), to_numpy(copy(SHAPE)))
+
+
+@pytest.mark.parametrize("base", [0, 7, 2**40 + 3, 2**64 - 1])
+def test_one_derivation_serves_calls_copies_and_models(base):
+    # A 31-bit seed is the first 32-bit word of NumPy's SeedSequence hash,
+    # shifted by one: computed here from NumPy directly.
+    for key in [(0,), (1,), (5,), (3, 1)]:
+        first = np.random.SeedSequence(base, spawn_key=key).generate_state(1, dtype=np.uint32)
+        assert derive_seed(base, key, 31) == int(first[0]) >> 1
+        assert derive_seed(base, key, 31) == derive_seed(base, key, 64) >> 33
+    # Call k of an initializer draws with key (k,) ...
+    init = kwi.HeNormalCustom(seed=base)
+    std = init.stddev(SHAPE)
+    for k in range(2):
+        expected = draw("normal", SHAPE, "float32", std, derive_seed(base, (k,), 31))
+        np.testing.assert_array_equal(to_numpy(init(SHAPE)), to_numpy(expected))
+    # ... and kernel i of `initialize(model, seed=base)` gets derive_seed(base, (i,), 31)
+    # as the seed of the initializer it writes.
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(6, activation="relu"), keras.layers.Dense(3)]
+    )
+    kwi.initialize(model, seed=base)
+    for i, layer in enumerate(model.layers):
+        assert layer.kernel_initializer.get_config()["seed"] == derive_seed(base, (i,), 31)
