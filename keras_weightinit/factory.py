@@ -145,34 +145,32 @@ def for_activation(
     if gain is None:
         act = resolve_activation(activation)
         slope = _negative_slope(act)
-        if act.family == "he" and slope != 0.0:
-            # He et al. (2015), eq. 15: var = 2 / ((1 + a²) fan_in).
-            return VarianceScalingCustom(
-                scale=2.0 / (1.0 + slope * slope),
-                mode="fan_in",
-                distribution=distribution,
-                seed=seed,
-                input_axes=input_axes,
-                output_axes=output_axes,
-            )
-        preset = _PRESETS[(act.family, distribution)]
-        return preset(seed=seed, input_axes=input_axes, output_axes=output_axes)
-    gain = check_gain(gain)
-    if isinstance(gain, str):
-        value = _gains.gain(activation, method=gain)
+        if act.family != "he" or slope == 0.0:
+            preset = _PRESETS[(act.family, distribution)]
+            return preset(seed=seed, input_axes=input_axes, output_axes=output_axes)
+        # He et al. (2015), eq. 15: var = 2 / ((1 + a²) fan_in).
+        scale = 2.0 / (1.0 + slope * slope)
     else:
-        value = gain
-        # The activation does not set the scale here, but a typo in its
-        # name is still an error.
-        _check_activation(activation)
+        value = _gain_value(activation, check_gain(gain))
+        scale = value * value
     return VarianceScalingCustom(
-        scale=value * value,
+        scale=scale,
         mode="fan_in",
         distribution=distribution,
         seed=seed,
         input_axes=input_axes,
         output_axes=output_axes,
     )
+
+
+def _gain_value(activation: Any, gain: str | float) -> float:
+    """The gain asked for: derived from the activation, or the number given."""
+    if isinstance(gain, str):
+        return _gains.gain(activation, method=gain)
+    # The activation does not set the scale here, but a typo in its name is
+    # still an error.
+    _check_activation(activation)
+    return gain
 
 
 def check_gain(gain: Any) -> str | float | None:

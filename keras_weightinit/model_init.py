@@ -99,7 +99,7 @@ from keras_weightinit._validation import check_bool, check_choice, check_positiv
 from keras_weightinit.activations import resolve_activation
 from keras_weightinit.factory import check_gain, for_activation
 from keras_weightinit.fans import compute_fans
-from keras_weightinit.initializers import SEED_LIMIT, VarianceScalingCustom, derive_seed
+from keras_weightinit.initializers import SEED_LIMIT, derive_seed
 from keras_weightinit.report import (
     NO_KERNEL,
     InitReport,
@@ -151,24 +151,12 @@ def _make_initializer(base, slot: table.Slot, seed: int, orthogonal: bool):
     fans = slot.fans
     if slot.role == table.RECURRENT:
         return keras.initializers.Orthogonal(gain=1.0, seed=seed)
+    placed = {"seed": seed, "input_axes": fans.input_axes, "output_axes": fans.output_axes}
     if slot.role in (table.RNN_INPUT, table.EMBEDDING, table.TIED):
-        init = VarianceScalingCustom(
-            scale=base.scale,
-            mode="fan_in",
-            distribution=base.distribution,
-            seed=seed,
-            input_axes=fans.input_axes,
-            output_axes=fans.output_axes,
-        )
+        # `mode` is named, so even a fan_in preset becomes the general class.
+        init = base.replace(mode="fan_in", **placed)
     else:
-        config = {
-            **base.get_config(),
-            "seed": seed,
-            "input_axes": fans.input_axes,
-            "output_axes": fans.output_axes,
-        }
-        init = type(base).from_config(config)
-        init = _fold_fans(init, slot, seed)
+        init = _fold_fans(base.replace(**placed), slot)
     if (
         orthogonal
         and slot.role in (table.KERNEL, table.LINEAR)
@@ -182,7 +170,7 @@ def _make_initializer(base, slot: table.Slot, seed: int, orthogonal: bool):
     return init
 
 
-def _fold_fans(init, slot: table.Slot, seed: int):
+def _fold_fans(init, slot: table.Slot):
     """`init` with the slot's true fans, where its axes cannot give them.
 
     A grouped convolution's fan-out is `∏k·out/groups`, which no choice of
@@ -197,14 +185,7 @@ def _fold_fans(init, slot: table.Slot, seed: int):
         "fan_avg": lambda i, o: (i + o) / 2.0,
     }[init.mode]
     ratio = mode_fan(*axes) / mode_fan(fans.fan_in, fans.fan_out)
-    return VarianceScalingCustom(
-        scale=init.scale * ratio,
-        mode=init.mode,
-        distribution=init.distribution,
-        seed=seed,
-        input_axes=fans.input_axes,
-        output_axes=fans.output_axes,
-    )
+    return init.replace(scale=init.scale * ratio)
 
 
 def _weight_std(init, shape) -> float:
@@ -483,17 +464,9 @@ def _rebuilt(plan: _Plan, seed, factor: float):
         return draw
     if isinstance(draw, keras.initializers.Orthogonal):
         return keras.initializers.Orthogonal(gain=draw.gain * factor, seed=seed)
-    config = draw.get_config()
     if factor != 1.0:
-        return VarianceScalingCustom(
-            scale=draw.scale * factor**2,
-            mode=draw.mode,
-            distribution=draw.distribution,
-            seed=seed,
-            input_axes=draw.input_axes,
-            output_axes=draw.output_axes,
-        )
-    return type(draw).from_config({**config, "seed": seed})
+        return draw.replace(scale=draw.scale * factor**2, seed=seed)
+    return draw.replace(seed=seed)
 
 
 def _zero_bias(slot: table.Slot) -> None:
@@ -765,9 +738,7 @@ def initialize(
             # axes): written unseeded, so that a rebuilt layer gets four
             # distinct projections.
             draw = unit[0].draw
-            owner._kernel_initializer = type(draw).from_config(
-                {**draw.get_config(), "seed": None, "input_axes": None, "output_axes": None}
-            )
+            owner._kernel_initializer = draw.replace(seed=None, input_axes=None, output_axes=None)
             if bias == "zeros":
                 owner._bias_initializer = keras.initializers.Zeros()
     return InitReport(
