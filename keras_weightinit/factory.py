@@ -163,16 +163,6 @@ def for_activation(
     )
 
 
-def _gain_value(activation: Any, gain: str | float) -> float:
-    """The gain asked for: derived from the activation, or the number given."""
-    if isinstance(gain, str):
-        return _gains.gain(activation, method=gain)
-    # The activation does not set the scale here, but a typo in its name is
-    # still an error.
-    _check_activation(activation)
-    return gain
-
-
 def check_gain(gain: Any) -> str | float | None:
     """Returns a valid `gain` argument (None, a method name or a float), or raises."""
     if gain is None:
@@ -199,3 +189,13 @@ def _check_activation(activation: Any) -> None:
     except ValueError:
         if isinstance(activation, (str, keras.layers.Layer)) or not callable(activation):
             raise
+
+
+def _gain_value(activation: Any, gain: str | float) -> float:
+    """The gain asked for: derived from the activation, or the number given."""
+    if isinstance(gain, str):
+        return _gains.gain(activation, method=gain)
+    # The activation does not set the scale here, but a typo in its name is
+    # still an error.
+    _check_activation(activation)
+    return gain
