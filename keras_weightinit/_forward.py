@@ -184,7 +184,7 @@ def _device_std(x: Any):
     return keras.ops.sqrt(keras.ops.maximum(power - mean * mean, 0.0))
 
 
-class Unit:
+class Probe:
     """One layer to measure, and the kernel LSUV may rescale.
 
     Attributes:
@@ -257,11 +257,11 @@ def _preactivation(layer, call: Callable, args, kwargs):
         layer.activation = act
 
 
-def _linear_in_target(unit: Unit, zero_bias: bool) -> bool:
+def _linear_in_target(probe: Probe, zero_bias: bool) -> bool:
     """Whether scaling the target kernel by c scales the layer's output by c."""
-    if unit.target is None or not _has_elementwise_tail(unit.layer):
+    if probe.target is None or not _has_elementwise_tail(probe.layer):
         return False
-    return zero_bias or getattr(unit.layer, "bias", None) is None
+    return zero_bias or getattr(probe.layer, "bias", None) is None
 
 
 def _rescale(variable, factor) -> None:
@@ -302,45 +302,45 @@ def _compiled_step() -> Callable:
     return _step
 
 
-def _one_step(unit: Unit, z):
+def _one_step(probe: Probe, z):
     """Scales the target kernel and `z` by `target_std / std(z)`; returns the new `z`."""
-    target = keras.ops.convert_to_tensor(unit.target_std, "float32")
-    z, kernel, std, factor = _compiled_step()(z, unit.target.value, target)
-    unit.target.assign(kernel)
+    target = keras.ops.convert_to_tensor(probe.target_std, "float32")
+    z, kernel, std, factor = _compiled_step()(z, probe.target.value, target)
+    probe.target.assign(kernel)
     # std(c·z) = c·std(z): the std after, exactly (up to rounding), for free.
-    unit._pending = (std * factor, factor, std)
+    probe._pending = (std * factor, factor, std)
     return z
 
 
-def _loop(unit: Unit, layer, call: Callable, args, kwargs, tol: float, max_iter: int):
+def _loop(probe: Probe, layer, call: Callable, args, kwargs, tol: float, max_iter: int):
     """Mishkin & Matas's loop: rescale, call again, until within `tol` of the target."""
-    target = unit.target_std
+    target = probe.target_std
     z = _preactivation(layer, call, args, kwargs)
-    std = unit.drawn_std = output_std(z)
-    unit.iterations = 0
-    unit.converged = False
+    std = probe.drawn_std = output_std(z)
+    probe.iterations = 0
+    probe.converged = False
     while True:
         if not math.isfinite(std) or std == 0.0:
-            unit.note = f"LSUV stopped: the output std is {std}"
+            probe.note = f"LSUV stopped: the output std is {std}"
             break
         if abs((std / target) ** 2 - 1.0) <= tol:
-            unit.converged = True
+            probe.converged = True
             break
-        if unit.iterations >= max_iter:
-            unit.note = f"LSUV stopped after {max_iter} steps at output std {std:.4g}"
+        if probe.iterations >= max_iter:
+            probe.note = f"LSUV stopped after {max_iter} steps at output std {std:.4g}"
             break
-        _rescale(unit.target, target / std)
-        unit.factor *= target / std
-        unit.iterations += 1
+        _rescale(probe.target, target / std)
+        probe.factor *= target / std
+        probe.iterations += 1
         z = _preactivation(layer, call, args, kwargs)
         std = output_std(z)
-    unit.std = std
+    probe.std = std
     return call(*args, **kwargs)
 
 
-def _settle(units: list[Unit], lsuv: bool, tol: float) -> None:
+def _settle(probes: list[Probe], lsuv: bool, tol: float) -> None:
     """Brings the stds and factors of one pass to the host, in one transfer."""
-    pending = [u for u in units if u._pending is not None]
+    pending = [u for u in probes if u._pending is not None]
     if not pending:
         return
     flat = [keras.ops.cast(t, "float32") for u in pending for t in u._pending]
@@ -365,61 +365,61 @@ def _settle(units: list[Unit], lsuv: bool, tol: float) -> None:
 def run(
     model,
     data,
-    units: list[Unit],
+    probes: list[Probe],
     *,
     lsuv: bool,
     tol: float,
     max_iter: int,
     zero_bias: bool = False,
 ) -> None:
-    """One forward pass: measures every unit, and with `lsuv` rescales it first.
+    """One forward pass: measures every probe, and with `lsuv` rescales it first.
 
     LSUV (Mishkin & Matas, 2016) sets the std of each target layer's output
-    before its activation to the unit's `target_std`: in one step where the
+    before its activation to the probe's `target_std`: in one step where the
     output is linear in the kernel (`zero_bias`: every bias is zero), else by
     dividing the kernel by the measured std while `|var / target² - 1| > tol`
     and fewer than `max_iter` steps were taken.
     """
-    for unit in units:
-        unit._seen = False
-        unit.std = unit.drawn_std = None
-        unit._pending = None
+    for probe in probes:
+        probe._seen = False
+        probe.std = probe.drawn_std = None
+        probe._pending = None
 
-    def wrap(unit: Unit, call: Callable) -> Callable:
+    def wrap(probe: Probe, call: Callable) -> Callable:
         def watched(*args, **kwargs):
-            layer = unit.layer
-            if unit._seen:
+            layer = probe.layer
+            if probe._seen:
                 return call(*args, **kwargs)
-            unit._seen = True
-            if lsuv and unit.target is not None and not _linear_in_target(unit, zero_bias):
-                return _loop(unit, layer, call, args, kwargs, tol, max_iter)
+            probe._seen = True
+            if lsuv and probe.target is not None and not _linear_in_target(probe, zero_bias):
+                return _loop(probe, layer, call, args, kwargs, tol, max_iter)
             act = _tail(layer)
             z = _preactivation(layer, call, args, kwargs)
             if isinstance(z, (list, tuple)):  # several outputs: measure the first
-                unit._pending = (_device_std(z[0]),)
+                probe._pending = (_device_std(z[0]),)
                 return z
-            if lsuv and unit.target is not None:
-                z = _one_step(unit, z)
+            if lsuv and probe.target is not None:
+                z = _one_step(probe, z)
             else:
-                unit._pending = (_device_std(z),)
+                probe._pending = (_device_std(z),)
             return z if act is None else act(z)
 
         return watched
 
     installed = []
     try:
-        for unit in units:
-            layer = unit.layer
+        for probe in probes:
+            layer = probe.layer
             if "call" in layer.__dict__:
                 continue  # already watched (listed twice)
-            layer.__dict__["call"] = wrap(unit, layer.call)
+            layer.__dict__["call"] = wrap(probe, layer.call)
             installed.append(layer)
         with _no_grad():
             model(data, training=False)
     finally:
         for layer in installed:
             layer.__dict__.pop("call", None)
-    _settle(units, lsuv, tol)
+    _settle(probes, lsuv, tol)
 
 
 def _no_grad():

@@ -119,8 +119,8 @@ def children(container: Any) -> list:
     return list(container._flatten_layers(include_self=False, recursive=False))
 
 
-def is_unit(layer: Any) -> bool:
-    """Whether a layer is handled whole (its sublayers are not walked into).
+def is_leaf(layer: Any) -> bool:
+    """Whether the walk takes a layer whole (does not walk into its sublayers).
 
     A layer is, if the layer table knows its kernels (an `LSTM`, a
     `MultiHeadAttention`), or if it has no sublayers.
@@ -159,7 +159,7 @@ def walk(model: Any) -> Walk:
                 continue
             seen.add(id(child))
             parent[id(child)] = container
-            if is_unit(child):
+            if is_leaf(child):
                 out.append(child)
             else:
                 if table.own_variables(child):
@@ -216,7 +216,7 @@ def consumers(op: Any, w: Walk, state: dict) -> list:
             found += consumers(container, w, state)
     expanded = []
     for c in found:
-        if isinstance(c, keras.layers.Layer) and not is_unit(c) and not is_activation_layer(c):
+        if isinstance(c, keras.layers.Layer) and not is_leaf(c) and not is_activation_layer(c):
             for entry in _entry_layers(c, w):
                 w.parent.setdefault(id(entry), c)
                 expanded.append(entry)

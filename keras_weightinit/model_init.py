@@ -245,7 +245,7 @@ def _plan(model, distribution, gain, seed, orthogonal):
     index = 0
     for layer in w.layers:
         kind = type(layer).__name__
-        if not graph.is_unit(layer):
+        if not graph.is_leaf(layer):
             # A container walked into: its sublayers have their own rows.
             names = ", ".join(v.name for v in table.own_variables(layer))
             skipped.append(
@@ -434,7 +434,7 @@ def _not_stored(model, plans) -> list[NotStored]:
         composite = (
             getattr(layer, "_layers", None)
             and graph.graph_of(layer) is None
-            and not graph.is_unit(layer)
+            and not graph.is_leaf(layer)
             and "kernel_initializer" in _config(layer)
         )
         if composite:
@@ -621,15 +621,15 @@ def initialize(
     plans, skipped = _plan(model, distribution, gain, seed, orthogonal)
     branches, gammas = _residual_plan(model, plans, residual)
 
-    units: list[_forward.Unit] = []
-    unit_of: dict[int, _forward.Unit] = {}
+    units: list[_forward.Probe] = []
+    unit_of: dict[int, _forward.Probe] = {}
     arrays = None
     if data is not None:
         data = arrays = _forward.prepare_data(model, data)
         for unit in plans:
             owner = unit[-1].slot.owner
             target = unit[-1].slot.variable if unit[-1].lsuv_target else None
-            u = _forward.Unit(owner, target, target_std=unit[-1].target_std)
+            u = _forward.Probe(owner, target, target_std=unit[-1].target_std)
             units.append(u)
             unit_of[id(unit[-1])] = u
         data = _forward.as_backend(data)

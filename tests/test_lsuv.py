@@ -364,20 +364,20 @@ def test_lsuv_std_before_is_the_drawn_kernels_std_on_the_same_signal():
         assert row.std_before * row.lsuv_factor == pytest.approx(1.0, rel=1e-4)
 
 
-def test_the_run_loop_honours_a_units_target_std():
+def test_the_run_loop_honours_a_probes_target_std():
     from keras_weightinit import _forward
 
     model = keras.Sequential([keras.Input((16,)), L.Dense(32, name="a"), L.Dense(8, name="b")])
     for layer in model.layers:
         layer.bias.assign(np.zeros(tuple(layer.bias.shape), "float32"))
     data = keras.ops.convert_to_tensor(_batch((16,)))
-    units = [
-        _forward.Unit(model.get_layer("a"), model.get_layer("a").kernel, target_std=0.25),
-        _forward.Unit(model.get_layer("b"), model.get_layer("b").kernel),
+    probes = [
+        _forward.Probe(model.get_layer("a"), model.get_layer("a").kernel, target_std=0.25),
+        _forward.Probe(model.get_layer("b"), model.get_layer("b").kernel),
     ]
-    _forward.run(model, data, units, lsuv=True, tol=0.1, max_iter=10, zero_bias=True)
-    assert units[0].std == pytest.approx(0.25, rel=1e-5)
-    assert units[1].std == pytest.approx(1.0, rel=1e-5)
+    _forward.run(model, data, probes, lsuv=True, tol=0.1, max_iter=10, zero_bias=True)
+    assert probes[0].std == pytest.approx(0.25, rel=1e-5)
+    assert probes[1].std == pytest.approx(1.0, rel=1e-5)
     stds = _preactivation_stds(model, model.layers, to_numpy(data).astype("float32"))
     np.testing.assert_allclose(stds, [0.25, 1.0], rtol=1e-4)
 

@@ -152,14 +152,14 @@ def test_lsuv_keeps_the_scale_of_a_scaled_branch():
         assert abs(r.std_after / r.target_std - 1) <= 0.051
 
 
-def test_lsuv_unit_aims_at_its_target_std():
+def test_lsuv_probe_aims_at_its_target_std():
     keras.utils.set_random_seed(0)
     dense = keras.layers.Dense(64)
     model = keras.Sequential([keras.Input((64,)), dense])
-    unit = _forward.Unit(dense, dense.kernel, target_std=0.25)
+    probe = _forward.Probe(dense, dense.kernel, target_std=0.25)
     x = _normal((256, 64))
-    _forward.run(model, x, [unit], lsuv=True, tol=0.01, max_iter=10)
-    assert unit.converged
+    _forward.run(model, x, [probe], lsuv=True, tol=0.01, max_iter=10)
+    assert probe.converged
     out = to_numpy(model(x)).std()
     # tol 0.01 on the variance ratio: the std is within 0.5% of 0.25.
     assert abs(out / 0.25 - 1) <= 0.006
