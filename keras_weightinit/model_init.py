@@ -83,9 +83,11 @@ are written unseeded.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import numbers
 import random as python_random
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -122,371 +124,71 @@ _UNCHECKED = (table.RNN_INPUT, table.RECURRENT, table.EMBEDDING, table.TIED)
 
 
 @dataclasses.dataclass
-class _Plan:
+class KernelPlan:
+    """How one kernel is drawn, written back and reported.
+
+    The plan is made before any weight changes; the residual handling then
+    edits it (a zeroed or scaled branch end), and the write-back records the
+    initializer it wrote.
+    """
+
     slot: table.Slot
-    activation: str
-    source: str
-    draw: Any  # the initializer that draws the values (always int-seeded)
+    activation: str  # the canonical name of the activation after the kernel
+    source: str  # where it was found (`LayerInit.activation_source`)
+    initializer: Any  # the initializer that draws the values (always int-seeded)
     seed: int | None  # the seed written into the layer's initializer
     weight_std: float
     mode: str
     scale: float
-    lsuv_target: bool = False
+    lsuv_target: bool = False  # rescaled by LSUV or the moments (a layer's last kernel)
     stream: int = 0  # the seed the values are drawn with
     guessed: bool = False
     residual: str = ""  # what the residual handling did to this kernel, and why
     target_std: float = 1.0  # the output std LSUV aims at
+    written: Any = None  # the initializer written into the layer
 
 
-def _orthogonal_gain(draw_std: float, shape: tuple[int, ...]) -> float:
-    # Keras's Orthogonal flattens the kernel to (prod(shape[:-1]), shape[-1]);
-    # an orthogonal matrix of that shape has entries of variance
-    # 1 / max(rows, cols), so this gain gives them `draw_std`.
-    rows, cols = math.prod(shape[:-1]), shape[-1]
-    return draw_std * math.sqrt(max(rows, cols))
+@dataclasses.dataclass
+class LayerPlan:
+    """The kernels of one layer, in the layer table's order, and what was measured.
 
-
-def _make_initializer(base, slot: table.Slot, seed: int, orthogonal: bool):
-    """The initializer for one kernel: `base` with the slot's axes and `seed`."""
-    fans = slot.fans
-    if slot.role == table.RECURRENT:
-        return keras.initializers.Orthogonal(gain=1.0, seed=seed)
-    placed = {"seed": seed, "input_axes": fans.input_axes, "output_axes": fans.output_axes}
-    if slot.role in (table.RNN_INPUT, table.EMBEDDING, table.TIED):
-        # `mode` is named, so even a fan_in preset becomes the general class.
-        init = base.replace(mode="fan_in", **placed)
-    else:
-        init = _fold_fans(base.replace(**placed), slot)
-    if (
-        orthogonal
-        and slot.role in (table.KERNEL, table.LINEAR)
-        and len(slot.shape) >= 2
-        # One initializer serves the four projections of an attention layer.
-        and not isinstance(slot.owner, keras.layers.MultiHeadAttention)
-    ):
-        return keras.initializers.Orthogonal(
-            gain=_orthogonal_gain(init.stddev(slot.shape), slot.shape), seed=seed
-        )
-    return init
-
-
-def _fold_fans(init, slot: table.Slot):
-    """`init` with the slot's true fans, where its axes cannot give them.
-
-    A grouped convolution's fan-out is `∏k·out/groups`, which no choice of
-    axes expresses: the ratio of the two variances is folded into `scale`.
+    The last kernel carries the layer's output: its probe measures that
+    output on the data, and LSUV and the moments rescale it.
     """
-    fans = slot.fans
-    axes = compute_fans(slot.shape, fans.input_axes, fans.output_axes)
-    if axes == (fans.fan_in, fans.fan_out) or init.mode == "fan_in":
-        return init
-    mode_fan = {
-        "fan_out": lambda i, o: o,
-        "fan_avg": lambda i, o: (i + o) / 2.0,
-    }[init.mode]
-    ratio = mode_fan(*axes) / mode_fan(fans.fan_in, fans.fan_out)
-    return init.replace(scale=init.scale * ratio)
+
+    layer: Any
+    kernels: list[KernelPlan]
+    probe: _forward.Probe | None = None  # with data: measures the layer's output
+    std_before: float | None = None  # the output std `LayerInit.std_before` reports
+    moments: _moments.Solved | None = None  # `method="moments"`: what the solve did
+
+    @property
+    def last(self) -> KernelPlan:
+        return self.kernels[-1]
 
 
-def _weight_std(init, shape) -> float:
-    if isinstance(init, keras.initializers.Zeros):
-        return 0.0
-    if isinstance(init, keras.initializers.Orthogonal):
-        return init.gain / math.sqrt(max(math.prod(shape[:-1]), shape[-1]))
-    return init.stddev(shape)
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """The arguments of `initialize`, validated."""
+
+    method: str  # "analytic", "lsuv" or "moments" ("auto" resolved)
+    distribution: str
+    seed: int | None
+    gain: Any
+    bias: str
+    orthogonal: bool
+    tol: float
+    max_iter: int
+    residual: str
 
 
-def _describe(init) -> tuple[str, float]:
-    """(mode, scale) of an initializer for the report."""
-    if isinstance(init, keras.initializers.Orthogonal):
-        return "orthogonal", float(init.gain) ** 2
-    if isinstance(init, keras.initializers.Zeros):
-        return "zeros", 0.0
-    return init.mode, float(init.scale)
+@dataclasses.dataclass
+class _Batch:
+    """The data, prepared once: NumPy arrays (for the moments) and backend tensors."""
 
-
-def _check_args(method, distribution, bias, tol, max_iter, seed, data, gain, orthogonal):
-    check_choice(method, "method", METHODS)
-    check_choice(distribution, "distribution", ("normal", "uniform"))
-    check_choice(bias, "bias", BIAS)
-    check_gain(gain)  # else a bad gain only shows up in `report.skipped`
-    check_bool(orthogonal, "orthogonal")
-    tol = check_positive_finite(tol, "tol")
-    if tol >= 1:
-        raise ValueError(f"Argument `tol` must be below 1. Received: tol={tol}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ValueError(
-            f"Argument `max_iter` must be a positive integer. Received: max_iter={max_iter!r}"
-        )
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(
-            f"Argument `seed` must be an int or None. Received: seed={seed!r} "
-            f"(of type {type(seed).__name__})"
-        )
-    if seed is not None and not 0 <= seed < SEED_LIMIT:
-        raise ValueError(
-            "Argument `seed` must be an int from 0 to 2**64 - 1, as an initializer's "
-            f"(two seeds folded into that range would collide). Received: seed={seed}"
-        )
-    if method == "auto":
-        method = "analytic" if data is None else "lsuv"
-    if method == "lsuv" and data is None:
-        raise ValueError(
-            "LSUV needs a batch of inputs: pass `data`. Received: method='lsuv', data=None"
-        )
-    return method, tol, int(max_iter)
-
-
-def _plan(model, distribution, gain, seed, orthogonal):
-    w = graph.walk(model)
-    plans: list[list[_Plan]] = []
-    skipped: list[SkippedLayer] = []
-    base_seed = python_random.randint(1, 2**62) if seed is None else int(seed) & (2**64 - 1)
-    index = 0
-    for layer in w.layers:
-        kind = type(layer).__name__
-        if not graph.is_leaf(layer):
-            # A container walked into: its sublayers have their own rows.
-            names = ", ".join(v.name for v in table.own_variables(layer))
-            skipped.append(
-                SkippedLayer(
-                    layer.name,
-                    kind,
-                    f"its sublayers are initialized (their rows above); its own weights "
-                    f"({names}) are kept",
-                    container=True,
-                )
-            )
-            continue
-        try:
-            slots = table.kernel_slots(layer)
-        except table.NotUnderstood as e:
-            skipped.append(SkippedLayer(layer.name, kind, str(e)))
-            continue
-        if not slots:
-            if table.own_variables(layer):
-                skipped.append(SkippedLayer(layer.name, kind, NO_KERNEL))
-            continue
-        unit: list[_Plan] = []
-        try:
-            for slot in slots:
-                if slot.role in (table.LINEAR, table.TIED):
-                    found = graph.Found(None, "linear", "none")
-                elif slot.role in (table.RNN_INPUT, table.RECURRENT):
-                    found = graph.Found(layer.activation, "", "own")
-                else:
-                    own = getattr(layer, "activation", None)
-                    if own is not None and not _is_linear(own):
-                        found = graph.Found(own, "", "own")
-                    else:
-                        found = graph.following_activation(layer, w)
-                name = _activation_name(found.activation, gain)
-                kwargs = {"distribution": distribution}
-                if gain is not None:
-                    kwargs["gain"] = gain
-                base = for_activation(found.activation, **kwargs)
-                stream = derive_seed(base_seed, (index,), 31)
-                index += 1
-                draw = _make_initializer(base, slot, stream, orthogonal)
-                mode, scale = _describe(draw)
-                unit.append(
-                    _Plan(
-                        slot=slot,
-                        activation=name,
-                        source=found.source,
-                        draw=draw,
-                        seed=None if seed is None else stream,
-                        weight_std=_weight_std(draw, slot.shape),
-                        mode=mode,
-                        scale=scale,
-                        stream=stream,
-                        guessed=found.source.startswith("order"),
-                    )
-                )
-        except ValueError as e:
-            skipped.append(SkippedLayer(layer.name, kind, f"left unchanged: {e}"))
-            continue
-        last = unit[-1]
-        last.lsuv_target = last.slot.role in (table.KERNEL, table.LINEAR)
-        plans.append(unit)
-    return plans, skipped
-
-
-def _is_linear(activation) -> bool:
-    try:
-        return resolve_activation(activation).name == "linear"
-    except ValueError:
-        return False  # a callable of the user's own: not the identity
-
-
-def _activation_name(activation, gain) -> str:
-    """The canonical name of an activation; with `gain`, a plain callable's own name."""
-    try:
-        return resolve_activation(activation).name
-    except ValueError as e:
-        custom = callable(activation) and not isinstance(activation, (str, keras.layers.Layer))
-        if not custom:
-            raise
-        if gain is None:
-            raise ValueError(
-                f"{e} To initialize it, pass `gain='second_moment'`, "
-                "`gain='fixed_point'` or a number to `initialize`."
-            ) from None
-        return getattr(activation, "__name__", type(activation).__name__)
-
-
-def _residual_plan(model, plans, mode: str):
-    """Zeroes or scales the end of every residual branch; the report's rows.
-
-    Returns the `ResidualBranch` rows and the `(layer, value)` of every
-    normalization whose `gamma` is set to `value`. Kernels are changed in
-    their plans, so that they are drawn (and written) with the change.
-    """
-    if mode == "none":
-        return [], []
-    branches = _residual.find(model)
-    by_key = {(id(p.slot.owner), p.slot.weight): p for unit in plans for p in unit}
-    acting = [
-        b
-        for b in branches
-        if b.kind == _residual.KERNEL or (b.kind == _residual.GAMMA and mode == "scale")
-    ]
-    n = len(acting)
-    factor = 1.0 / math.sqrt(n) if n else 1.0
-    bound = f"1/sqrt({n}): {n} branches add to the stream, whose variance then stays within e"
-    rows: list[ResidualBranch] = []
-    gammas: list[tuple[Any, float]] = []
-    for b in branches:
-        action, why = "kept", b.reason
-        if b.kind == _residual.GAMMA:
-            value = 0.0 if mode in ("auto", "zero") else factor
-            gammas.append((b.layer, value))
-            if value == 0.0:
-                action = "zeroed"
-                why = f"{b.reason}: the block starts as its shortcut (Goyal et al. 2017)"
-            else:
-                action, why = f"set to {factor:.4g}", f"{b.reason}; {bound}"
-        elif b.kind == _residual.KERNEL:
-            p = by_key.get((id(b.layer), b.weight))
-            if p is None:
-                why = f"{b.reason}; its kernel is not initialized (see the layers left unchanged)"
-            elif mode == "zero":
-                p.draw = keras.initializers.Zeros()
-                p.lsuv_target = False
-                action, why = "zeroed", f"{b.reason}: the block starts as its shortcut (Fixup)"
-            else:
-                p.draw = _rebuilt(p, p.stream, factor)
-                p.target_std = factor
-                action, why = f"scaled by {factor:.4g}", f"{b.reason}; std times {bound}"
-            if p is not None:
-                p.weight_std = _weight_std(p.draw, p.slot.shape)
-                p.mode, p.scale = _describe(p.draw)
-                p.residual = f"{action} ({b.site})"
-        layer = b.layer
-        rows.append(
-            ResidualBranch(
-                site=b.site,
-                layer="-" if layer is None else layer.name,
-                layer_type="-" if layer is None else type(layer).__name__,
-                weight=b.weight,
-                action=action,
-                reason=why,
-            )
-        )
-    return rows, gammas
-
-
-def _set_gamma(layer, value: float) -> None:
-    gamma = layer.gamma
-    gamma.assign(keras.ops.cast(np.full(tuple(gamma.shape), value), gamma.dtype))
-    if value == 0.0:
-        layer.gamma_initializer = keras.initializers.Zeros()
-    else:
-        layer.gamma_initializer = keras.initializers.Constant(value)
-
-
-def _not_stored(model, plans) -> list[NotStored]:
-    """Layers whose scheme their saved config cannot hold, and why."""
-    out: list[NotStored] = []
-    for unit in plans:
-        owner = unit[0].slot.owner
-        for p in unit:
-            if p.slot.init_attr is None:
-                out.append(
-                    NotStored(
-                        owner.name,
-                        type(owner).__name__,
-                        f"`{p.slot.weight}` has no initializer of its own (one serves "
-                        "both tables): a layer rebuilt from its config draws it with "
-                        "`embeddings_initializer`",
-                    )
-                )
-        if isinstance(owner, keras.layers.MultiHeadAttention) and unit[-1].residual:
-            out.append(
-                NotStored(
-                    owner.name,
-                    type(owner).__name__,
-                    "one `kernel_initializer` serves the four projections: a layer rebuilt "
-                    "from its config draws the output projection without its residual scale",
-                )
-            )
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        composite = (
-            getattr(layer, "_layers", None)
-            and graph.graph_of(layer) is None
-            and not graph.is_leaf(layer)
-            and "kernel_initializer" in _config(layer)
-        )
-        if composite:
-            out.append(
-                NotStored(
-                    layer.name,
-                    type(layer).__name__,
-                    "one `kernel_initializer` serves all its sublayers: a layer rebuilt from "
-                    "its config (`clone_model`, `from_config`, loading a .keras file) gives "
-                    "its sublayers that initializer; the saved weights are restored exactly",
-                )
-            )
-    return out
-
-
-def _config(layer) -> dict:
-    try:
-        return layer.get_config()
-    except Exception:  # a layer whose config cannot be built has none to store
-        return {}
-
-
-def _rebuilt(plan: _Plan, seed, factor: float):
-    """The initializer to write: `plan.draw` with `seed`, LSUV factor folded in."""
-    draw = plan.draw
-    if isinstance(draw, keras.initializers.Zeros):
-        return draw
-    if isinstance(draw, keras.initializers.Orthogonal):
-        return keras.initializers.Orthogonal(gain=draw.gain * factor, seed=seed)
-    if factor != 1.0:
-        return draw.replace(scale=draw.scale * factor**2, seed=seed)
-    return draw.replace(seed=seed)
-
-
-def _zero_bias(slot: table.Slot) -> None:
-    bias = slot.bias
-    value = np.zeros(tuple(bias.shape), dtype=np.float64)
-    cell = slot.holder
-    if isinstance(cell, keras.layers.LSTMCell) and cell.unit_forget_bias and value.ndim == 1:
-        value[cell.units : 2 * cell.units] = 1.0  # Keras's forget-gate bias
-    bias.assign(keras.ops.cast(value, bias.dtype))
-
-
-def _variables_touched(plans) -> list:
-    out, seen = [], set()
-    for unit in plans:
-        for p in unit:
-            for v in (p.slot.variable, p.slot.bias):
-                if v is not None and id(v) not in seen:
-                    seen.add(id(v))
-                    out.append(v)
-    return out
+    arrays: Any
+    tensors: Any
+    fitted: bool = False  # whether a pass has run it through the model
 
 
 def initialize(
@@ -598,6 +300,22 @@ def initialize(
         - Saxe et al., 2014, "Exact solutions to the nonlinear dynamics of
           learning in deep linear neural networks".
     """
+    _check_model(model)
+    opts = _check_args(
+        method, distribution, bias, tol, max_iter, seed, data, gain, orthogonal, residual
+    )
+    plans, skipped = _plan(model, opts)
+    branches, gammas = _residual_plan(model, plans, opts.residual)
+    batch = _measure_before(model, plans, data, opts)
+    _draw_and_rescale(model, plans, gammas, batch, opts)
+    _write_back(plans, opts.bias)
+    return _report(model, plans, skipped, branches, batch is not None, opts)
+
+
+# -- validate ------------------------------------------------------------------
+
+
+def _check_model(model) -> None:
     if not isinstance(model, keras.Model):
         raise TypeError(
             "Argument `model` must be a Keras model. "
@@ -614,143 +332,418 @@ def initialize(
             "layers are all weightless, or its sublayers are not tracked as "
             f"attributes). Received: model={model.name!r} (built=True, 0 weights)"
         )
-    method, tol, max_iter = _check_args(
-        method, distribution, bias, tol, max_iter, seed, data, gain, orthogonal
-    )
+
+
+def _check_args(
+    method, distribution, bias, tol, max_iter, seed, data, gain, orthogonal, residual
+) -> _Options:
+    check_choice(method, "method", METHODS)
+    check_choice(distribution, "distribution", ("normal", "uniform"))
+    check_choice(bias, "bias", BIAS)
+    check_gain(gain)  # else a bad gain only shows up in `report.skipped`
+    check_bool(orthogonal, "orthogonal")
+    tol = check_positive_finite(tol, "tol")
+    if tol >= 1:
+        raise ValueError(f"Argument `tol` must be below 1. Received: tol={tol}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+        raise ValueError(
+            f"Argument `max_iter` must be a positive integer. Received: max_iter={max_iter!r}"
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(
+            f"Argument `seed` must be an int or None. Received: seed={seed!r} "
+            f"(of type {type(seed).__name__})"
+        )
+    if seed is not None and not 0 <= seed < SEED_LIMIT:
+        raise ValueError(
+            "Argument `seed` must be an int from 0 to 2**64 - 1, as an initializer's "
+            f"(two seeds folded into that range would collide). Received: seed={seed}"
+        )
+    if method == "auto":
+        method = "analytic" if data is None else "lsuv"
+    if method == "lsuv" and data is None:
+        raise ValueError(
+            "LSUV needs a batch of inputs: pass `data`. Received: method='lsuv', data=None"
+        )
     check_choice(residual, "residual", RESIDUAL)
-    plans, skipped = _plan(model, distribution, gain, seed, orthogonal)
-    branches, gammas = _residual_plan(model, plans, residual)
+    return _Options(
+        method, distribution, seed, gain, bias, orthogonal, tol, int(max_iter), residual
+    )
 
-    units: list[_forward.Probe] = []
-    unit_of: dict[int, _forward.Probe] = {}
-    arrays = None
-    if data is not None:
-        data = arrays = _forward.prepare_data(model, data)
-        for unit in plans:
-            owner = unit[-1].slot.owner
-            target = unit[-1].slot.variable if unit[-1].lsuv_target else None
-            u = _forward.Probe(owner, target, target_std=unit[-1].target_std)
-            units.append(u)
-            unit_of[id(unit[-1])] = u
-        data = _forward.as_backend(data)
-        if method != "lsuv":  # LSUV measures "before" in its own pass
-            try:
-                _forward.run(model, data, units, lsuv=False, tol=tol, max_iter=max_iter)
-            except Exception as e:
-                raise _does_not_fit(model, e) from e
-    before = {id(u): u.std for u in units}
 
+# -- plan ----------------------------------------------------------------------
+
+
+def _plan(model, opts: _Options) -> tuple[list[LayerPlan], list[SkippedLayer]]:
+    """Every kernel's initializer, decided before any weight changes."""
+    w = graph.walk(model)
+    seeds = _kernel_seeds(opts.seed)
+    plans: list[LayerPlan] = []
+    skipped: list[SkippedLayer] = []
+    for layer in w.layers:
+        planned = _plan_layer(layer, w, opts, seeds)
+        if isinstance(planned, LayerPlan):
+            plans.append(planned)
+        elif planned is not None:
+            skipped.append(planned)
+    return plans, skipped
+
+
+def _kernel_seeds(seed: int | None) -> Iterator[int]:
+    """The seed of each kernel in turn, from the base seed and the kernel's position.
+
+    Unseeded, the base comes from Python's `random` (taken now, before any
+    other draw), so that `keras.utils.set_random_seed` makes the run
+    reproducible.
+    """
+    base = python_random.randint(1, 2**62) if seed is None else int(seed) & (2**64 - 1)
+    return (derive_seed(base, (index,), 31) for index in itertools.count())
+
+
+def _plan_layer(layer, w, opts: _Options, seeds: Iterator[int]) -> LayerPlan | SkippedLayer | None:
+    """One layer's plan, or the row that says why it is kept (None: nothing to say)."""
+    kind = type(layer).__name__
+    if not graph.is_leaf(layer):
+        # A container walked into: its sublayers have their own rows.
+        names = ", ".join(v.name for v in table.own_variables(layer))
+        return SkippedLayer(
+            layer.name,
+            kind,
+            f"its sublayers are initialized (their rows above); its own weights ({names}) are kept",
+            container=True,
+        )
+    try:
+        slots = table.kernel_slots(layer)
+    except table.NotUnderstood as e:
+        return SkippedLayer(layer.name, kind, str(e))
+    if not slots:
+        return SkippedLayer(layer.name, kind, NO_KERNEL) if table.own_variables(layer) else None
+    try:
+        # The seeds count every kernel planned so far, those of a layer
+        # then left unchanged included.
+        kernels = [_plan_kernel(layer, slot, w, opts, seeds) for slot in slots]
+    except ValueError as e:
+        return SkippedLayer(layer.name, kind, f"left unchanged: {e}")
+    last = kernels[-1]
+    last.lsuv_target = last.slot.role in (table.KERNEL, table.LINEAR)
+    return LayerPlan(layer, kernels)
+
+
+def _plan_kernel(layer, slot: table.Slot, w, opts: _Options, seeds: Iterator[int]) -> KernelPlan:
+    found = _activation_of(layer, slot, w)
+    name = _activation_name(found.activation, opts.gain)
+    kwargs = {"distribution": opts.distribution}
+    if opts.gain is not None:
+        kwargs["gain"] = opts.gain
+    base = for_activation(found.activation, **kwargs)
+    stream = next(seeds)
+    initializer = _make_initializer(base, slot, stream, opts.orthogonal)
+    mode, scale = _describe(initializer)
+    return KernelPlan(
+        slot=slot,
+        activation=name,
+        source=found.source,
+        initializer=initializer,
+        seed=None if opts.seed is None else stream,
+        weight_std=_weight_std(initializer, slot.shape),
+        mode=mode,
+        scale=scale,
+        stream=stream,
+        guessed=found.source.startswith("order"),
+    )
+
+
+def _activation_of(layer, slot: table.Slot, w) -> graph.Found:
+    """The activation after one kernel, as its role says where to look."""
+    if slot.role in (table.LINEAR, table.TIED):
+        return graph.Found(None, "linear", "none")
+    if slot.role in (table.RNN_INPUT, table.RECURRENT):
+        return graph.Found(layer.activation, "", "own")
+    own = getattr(layer, "activation", None)
+    if own is not None and not _is_linear(own):
+        return graph.Found(own, "", "own")
+    return graph.following_activation(layer, w)
+
+
+def _is_linear(activation) -> bool:
+    try:
+        return resolve_activation(activation).name == "linear"
+    except ValueError:
+        return False  # a callable of the user's own: not the identity
+
+
+def _activation_name(activation, gain) -> str:
+    """The canonical name of an activation; with `gain`, a plain callable's own name."""
+    try:
+        return resolve_activation(activation).name
+    except ValueError as e:
+        custom = callable(activation) and not isinstance(activation, (str, keras.layers.Layer))
+        if not custom:
+            raise
+        if gain is None:
+            raise ValueError(
+                f"{e} To initialize it, pass `gain='second_moment'`, "
+                "`gain='fixed_point'` or a number to `initialize`."
+            ) from None
+        return getattr(activation, "__name__", type(activation).__name__)
+
+
+def _make_initializer(base, slot: table.Slot, seed: int, orthogonal: bool):
+    """The initializer for one kernel: `base` with the slot's axes and `seed`."""
+    fans = slot.fans
+    if slot.role == table.RECURRENT:
+        return keras.initializers.Orthogonal(gain=1.0, seed=seed)
+    placed = {"seed": seed, "input_axes": fans.input_axes, "output_axes": fans.output_axes}
+    if slot.role in (table.RNN_INPUT, table.EMBEDDING, table.TIED):
+        # `mode` is named, so even a fan_in preset becomes the general class.
+        init = base.replace(mode="fan_in", **placed)
+    else:
+        init = _fold_fans(base.replace(**placed), slot)
+    if (
+        orthogonal
+        and slot.role in (table.KERNEL, table.LINEAR)
+        and len(slot.shape) >= 2
+        # One initializer serves the four projections of an attention layer.
+        and not isinstance(slot.owner, keras.layers.MultiHeadAttention)
+    ):
+        return keras.initializers.Orthogonal(
+            gain=_orthogonal_gain(init.stddev(slot.shape), slot.shape), seed=seed
+        )
+    return init
+
+
+def _orthogonal_gain(draw_std: float, shape: tuple[int, ...]) -> float:
+    # Keras's Orthogonal flattens the kernel to (prod(shape[:-1]), shape[-1]);
+    # an orthogonal matrix of that shape has entries of variance
+    # 1 / max(rows, cols), so this gain gives them `draw_std`.
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    return draw_std * math.sqrt(max(rows, cols))
+
+
+def _fold_fans(init, slot: table.Slot):
+    """`init` with the slot's true fans, where its axes cannot give them.
+
+    A grouped convolution's fan-out is `∏k·out/groups`, which no choice of
+    axes expresses: the ratio of the two variances is folded into `scale`.
+    """
+    fans = slot.fans
+    axes = compute_fans(slot.shape, fans.input_axes, fans.output_axes)
+    if axes == (fans.fan_in, fans.fan_out) or init.mode == "fan_in":
+        return init
+    mode_fan = {
+        "fan_out": lambda i, o: o,
+        "fan_avg": lambda i, o: (i + o) / 2.0,
+    }[init.mode]
+    ratio = mode_fan(*axes) / mode_fan(fans.fan_in, fans.fan_out)
+    return init.replace(scale=init.scale * ratio)
+
+
+def _weight_std(init, shape) -> float:
+    if isinstance(init, keras.initializers.Zeros):
+        return 0.0
+    if isinstance(init, keras.initializers.Orthogonal):
+        return init.gain / math.sqrt(max(math.prod(shape[:-1]), shape[-1]))
+    return init.stddev(shape)
+
+
+def _describe(init) -> tuple[str, float]:
+    """(mode, scale) of an initializer for the report."""
+    if isinstance(init, keras.initializers.Orthogonal):
+        return "orthogonal", float(init.gain) ** 2
+    if isinstance(init, keras.initializers.Zeros):
+        return "zeros", 0.0
+    return init.mode, float(init.scale)
+
+
+# -- residual branches ---------------------------------------------------------
+
+
+def _residual_plan(model, plans: list[LayerPlan], mode: str):
+    """Zeroes or scales the end of every residual branch; the report's rows.
+
+    Returns the `ResidualBranch` rows and the `(layer, value)` of every
+    normalization whose `gamma` is set to `value`. Kernels are changed in
+    their plans, so that they are drawn (and written) with the change.
+    """
+    if mode == "none":
+        return [], []
+    branches = _residual.find(model)
+    by_key = {(id(k.slot.owner), k.slot.weight): k for plan in plans for k in plan.kernels}
+    acting = [
+        b
+        for b in branches
+        if b.kind == _residual.KERNEL or (b.kind == _residual.GAMMA and mode == "scale")
+    ]
+    n = len(acting)
+    factor = 1.0 / math.sqrt(n) if n else 1.0
+    bound = f"1/sqrt({n}): {n} branches add to the stream, whose variance then stays within e"
+    rows: list[ResidualBranch] = []
+    gammas: list[tuple[Any, float]] = []
+    for b in branches:
+        action, why = "kept", b.reason
+        if b.kind == _residual.GAMMA:
+            value = 0.0 if mode in ("auto", "zero") else factor
+            gammas.append((b.layer, value))
+            action, why = _gamma_action(b, value, bound)
+        elif b.kind == _residual.KERNEL:
+            kernel = by_key.get((id(b.layer), b.weight))
+            action, why = _end_kernel(kernel, b, mode, factor, bound)
+        rows.append(_branch_row(b, action, why))
+    return rows, gammas
+
+
+def _gamma_action(b: _residual.Branch, value: float, bound: str) -> tuple[str, str]:
+    """What setting a branch's last gamma to `value` does, and why."""
+    if value == 0.0:
+        return "zeroed", f"{b.reason}: the block starts as its shortcut (Goyal et al. 2017)"
+    return f"set to {value:.4g}", f"{b.reason}; {bound}"
+
+
+def _end_kernel(kernel: KernelPlan | None, b, mode: str, factor: float, bound: str):
+    """Zeroes or scales the plan of a branch's last kernel; (action, why)."""
+    if kernel is None:
+        return "kept", f"{b.reason}; its kernel is not initialized (see the layers left unchanged)"
+    if mode == "zero":
+        kernel.initializer = keras.initializers.Zeros()
+        kernel.lsuv_target = False
+        action, why = "zeroed", f"{b.reason}: the block starts as its shortcut (Fixup)"
+    else:
+        kernel.initializer = _rebuilt(kernel, kernel.stream, factor)
+        kernel.target_std = factor
+        action, why = f"scaled by {factor:.4g}", f"{b.reason}; std times {bound}"
+    kernel.weight_std = _weight_std(kernel.initializer, kernel.slot.shape)
+    kernel.mode, kernel.scale = _describe(kernel.initializer)
+    kernel.residual = f"{action} ({b.site})"
+    return action, why
+
+
+def _branch_row(b, action: str, why: str) -> ResidualBranch:
+    layer = b.layer
+    return ResidualBranch(
+        site=b.site,
+        layer="-" if layer is None else layer.name,
+        layer_type="-" if layer is None else type(layer).__name__,
+        weight=b.weight,
+        action=action,
+        reason=why,
+    )
+
+
+# -- measure, draw, rescale ----------------------------------------------------
+
+
+def _measure_before(model, plans: list[LayerPlan], data, opts: _Options) -> _Batch | None:
+    """Prepares the data and gives every layer a probe; measures "before".
+
+    A bad batch raises here, before any weight is touched. LSUV measures
+    "before" in its own pass (the std with the analytic draw it starts
+    from); the other methods measure it here, with the weights the model had.
+    """
+    if data is None:
+        return None
+    arrays = _forward.prepare_data(model, data)
+    for plan in plans:
+        last = plan.last
+        target = last.slot.variable if last.lsuv_target else None
+        plan.probe = _forward.Probe(plan.layer, target, target_std=last.target_std)
+    batch = _Batch(arrays, _forward.as_backend(arrays))
+    if opts.method != "lsuv":
+        _run(model, plans, batch, opts, lsuv=False)
+        for plan in plans:
+            plan.std_before = plan.probe.std
+    return batch
+
+
+def _draw_and_rescale(model, plans, gammas, batch: _Batch | None, opts: _Options) -> None:
+    """Draws every kernel and rescales it; any failure restores every weight."""
     touched = _variables_touched(plans) + [layer.gamma for layer, _ in gammas]
     snapshot = _forward.snapshot(touched)
     try:
-        for unit in plans:
-            for p in unit:
-                var = p.slot.variable
-                var.assign(keras.ops.cast(p.draw(p.slot.shape, dtype=var.dtype), var.dtype))
-                if bias == "zeros" and p.slot.bias is not None:
-                    _zero_bias(p.slot)
-        for layer, value in gammas:
-            _set_gamma(layer, value)
-        # In forward order, a layer's input depends only on the layers
-        # before it, which are final when it is reached: the stds this
-        # pass records are those of the final model.
-        if data is not None and method != "moments":
-            try:
-                _forward.run(
-                    model,
-                    data,
-                    units,
-                    lsuv=method == "lsuv",
-                    tol=tol,
-                    max_iter=max_iter,
-                    zero_bias=bias == "zeros",
-                )
-            except Exception as e:
-                if method != "lsuv":
-                    raise
-                raise _does_not_fit(model, e) from e
-            if method == "lsuv":
-                before = {id(u): u.drawn_std for u in units}
-        solved = _moments_phase(model, plans, arrays, method)
-        if solved and data is not None:
-            _forward.run(model, data, units, lsuv=False, tol=tol, max_iter=max_iter)
+        _draw(plans, gammas, opts.bias)
+        _rescale(model, plans, batch, opts)
     except BaseException:
         _forward.restore(snapshot)
         raise
 
-    rows: list[LayerInit] = []
-    for unit in plans:
-        for p in unit:
-            slot = p.slot
-            u = unit_of.get(id(p))
-            factor = u.factor if (u is not None and p.lsuv_target) else 1.0
-            m = solved.get(id(slot.owner)) if solved else None
-            if m is not None and p.lsuv_target:
-                factor = m.factor
-            written = _rebuilt(p, p.seed, factor)
-            if slot.init_attr is not None:
-                setattr(slot.holder, slot.init_attr, written)
-            if bias == "zeros" and slot.bias is not None and slot.bias_attr:
-                setattr(slot.holder, slot.bias_attr, keras.initializers.Zeros())
-            mode, scale = _describe(written)
-            rows.append(
-                LayerInit(
-                    layer=slot.owner.name,
-                    layer_type=type(slot.owner).__name__,
-                    weight=slot.weight,
-                    shape=slot.shape,
-                    fan_in=slot.fans.fan_in,
-                    fan_out=slot.fans.fan_out,
-                    activation=p.activation,
-                    activation_source=p.source,
-                    initializer=type(written).__name__,
-                    config=written.get_config(),
-                    scale=scale,
-                    mode=mode,
-                    weight_std=p.weight_std * factor,
-                    std_before=before.get(id(u)) if u is not None else None,
-                    std_after=u.std if u is not None else None,
-                    lsuv_iterations=u.iterations
-                    if (u is not None and method == "lsuv" and p.lsuv_target and u.std is not None)
-                    else None,
-                    lsuv_factor=factor
-                    if (u is not None and method == "lsuv" and p.lsuv_target)
-                    else None,
-                    note=(m.note if m is not None and p.lsuv_target else "")
-                    or (u.note if u is not None and p.lsuv_target else "")
-                    or _note(p, method)
-                    or (
-                        "the model did not call this layer on the data"
-                        if u is not None and u.std is None
-                        else ""
-                    ),
-                    checked=slot.role not in _UNCHECKED,
-                    guessed=p.guessed,
-                    residual=p.residual,
-                    target_std=p.target_std,
-                    moments_factor=m.factor if (m is not None and p.lsuv_target) else None,
-                    moments_std=m.std if (m is not None and p.lsuv_target) else None,
-                )
-            )
-        owner = unit[0].slot.owner
-        if isinstance(owner, keras.layers.MultiHeadAttention):
-            # Its own initializer rebuilds the four projections (each adds its
-            # axes): written unseeded, so that a rebuilt layer gets four
-            # distinct projections.
-            draw = unit[0].draw
-            owner._kernel_initializer = draw.replace(seed=None, input_axes=None, output_axes=None)
-            if bias == "zeros":
-                owner._bias_initializer = keras.initializers.Zeros()
-    return InitReport(
-        method=method,
-        layers=rows,
-        skipped=skipped,
-        seed=seed,
-        measured=data is not None,
-        residual=branches,
-        not_stored=_not_stored(model, plans),
-        stability=_moments.stability_of(rows),
-    )
+
+def _draw(plans: list[LayerPlan], gammas, bias: str) -> None:
+    for plan in plans:
+        for kernel in plan.kernels:
+            var = kernel.slot.variable
+            values = kernel.initializer(kernel.slot.shape, dtype=var.dtype)
+            var.assign(keras.ops.cast(values, var.dtype))
+            if bias == "zeros" and kernel.slot.bias is not None:
+                _zero_bias(kernel.slot)
+    for layer, value in gammas:
+        _set_gamma(layer, value)
+
+
+def _zero_bias(slot: table.Slot) -> None:
+    bias = slot.bias
+    value = np.zeros(tuple(bias.shape), dtype=np.float64)
+    cell = slot.holder
+    if isinstance(cell, keras.layers.LSTMCell) and cell.unit_forget_bias and value.ndim == 1:
+        value[cell.units : 2 * cell.units] = 1.0  # Keras's forget-gate bias
+    bias.assign(keras.ops.cast(value, bias.dtype))
+
+
+def _set_gamma(layer, value: float) -> None:
+    gamma = layer.gamma
+    gamma.assign(keras.ops.cast(np.full(tuple(gamma.shape), value), gamma.dtype))
+    if value == 0.0:
+        layer.gamma_initializer = keras.initializers.Zeros()
+    else:
+        layer.gamma_initializer = keras.initializers.Constant(value)
+
+
+def _variables_touched(plans: list[LayerPlan]) -> list:
+    out, seen = [], set()
+    for plan in plans:
+        for kernel in plan.kernels:
+            for v in (kernel.slot.variable, kernel.slot.bias):
+                if v is not None and id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+    return out
+
+
+def _rescale(model, plans: list[LayerPlan], batch: _Batch | None, opts: _Options) -> None:
+    """LSUV or the moments solve, and the "after" stds on the data."""
+    if batch is not None and opts.method != "moments":
+        # In forward order, a layer's input depends only on the layers
+        # before it, which are final when it is reached: the stds this
+        # pass records are those of the final model.
+        _run(model, plans, batch, opts, lsuv=opts.method == "lsuv")
+        if opts.method == "lsuv":
+            for plan in plans:
+                plan.std_before = plan.probe.drawn_std
+    if opts.method == "moments" and _solve_moments(model, plans, batch) and batch is not None:
+        _run(model, plans, batch, opts, lsuv=False)
+
+
+def _run(model, plans: list[LayerPlan], batch: _Batch, opts: _Options, lsuv: bool) -> None:
+    """One forward pass over every probe (with `lsuv`, rescaling on the way).
+
+    The first pass over the data tells a batch that does not fit the model
+    by naming the data; a later pass runs a batch known to fit, so its
+    errors are raised as they are.
+    """
+    probes = [plan.probe for plan in plans]
+    try:
+        _forward.run(
+            model,
+            batch.tensors,
+            probes,
+            lsuv=lsuv,
+            tol=opts.tol,
+            max_iter=opts.max_iter,
+            zero_bias=opts.bias == "zeros",
+        )
+    except Exception as e:
+        if batch.fitted:
+            raise
+        raise _does_not_fit(model, e) from e
+    batch.fitted = True
 
 
 def _does_not_fit(model, e: Exception) -> ValueError:
@@ -759,43 +752,224 @@ def _does_not_fit(model, e: Exception) -> ValueError:
     )
 
 
-def _moments_phase(model, plans, data, method) -> dict:
+def _solve_moments(model, plans: list[LayerPlan], batch: _Batch | None) -> dict:
     """`method="moments"`: solve each kernel's scale by moment propagation.
 
     Residual schemes compose through `targets` (id(layer) -> the std a
     branch's last kernel should give, 1 elsewhere) and through the weights
-    themselves (a zeroed γ is read as it is): apply them to the drawn
-    weights before this phase, and give the scaled kernels their target.
+    themselves (a zeroed γ is read as it is): they are applied to the drawn
+    weights before this phase, and the scaled kernels have their target.
     """
-    if method != "moments":
-        return {}
-    kernels = {id(unit[-1].slot.owner): [(p.slot, p.lsuv_target) for p in unit] for unit in plans}
-    targets = {id(unit[-1].slot.owner): _moments_target(unit[-1]) for unit in plans}
-    return _moments.solve(model, kernels, targets, data)
+    kernels = {id(p.layer): [(k.slot, k.lsuv_target) for k in p.kernels] for p in plans}
+    targets = {id(p.layer): float(p.last.target_std) for p in plans}
+    solved = _moments.solve(model, kernels, targets, None if batch is None else batch.arrays)
+    for plan in plans:
+        plan.moments = solved.get(id(plan.layer))
+    return solved
 
 
-def _moments_target(plan: _Plan) -> float:
-    """The pre-activation std the moments solve aims for at one kernel (1 by default)."""
-    return float(getattr(plan, "target_std", 1.0))
+# -- write back ----------------------------------------------------------------
 
 
-def _note(p: _Plan, method: str) -> str:
-    if p.slot.role == table.TIED:
+def _write_back(plans: list[LayerPlan], bias: str) -> None:
+    """Writes each kernel's initializer, rescaling folded in, into its layer."""
+    for plan in plans:
+        for kernel in plan.kernels:
+            slot = kernel.slot
+            kernel.written = _rebuilt(kernel, kernel.seed, _factor(kernel, plan))
+            if slot.init_attr is not None:
+                setattr(slot.holder, slot.init_attr, kernel.written)
+            if bias == "zeros" and slot.bias is not None and slot.bias_attr:
+                setattr(slot.holder, slot.bias_attr, keras.initializers.Zeros())
+        if isinstance(plan.layer, keras.layers.MultiHeadAttention):
+            _write_attention_initializers(plan, bias)
+
+
+def _write_attention_initializers(plan: LayerPlan, bias: str) -> None:
+    """A MultiHeadAttention's own initializers, which rebuild its projections.
+
+    One `kernel_initializer` serves the four projections (each adds its
+    axes): it is written unseeded, so that a rebuilt layer gets four
+    distinct projections.
+    """
+    first = plan.kernels[0].initializer
+    plan.layer._kernel_initializer = first.replace(seed=None, input_axes=None, output_axes=None)
+    if bias == "zeros":
+        plan.layer._bias_initializer = keras.initializers.Zeros()
+
+
+def _rebuilt(kernel: KernelPlan, seed, factor: float):
+    """The initializer to write: the kernel's with `seed`, the rescaling factor folded in."""
+    init = kernel.initializer
+    if isinstance(init, keras.initializers.Zeros):
+        return init
+    if isinstance(init, keras.initializers.Orthogonal):
+        return keras.initializers.Orthogonal(gain=init.gain * factor, seed=seed)
+    if factor != 1.0:
+        return init.replace(scale=init.scale * factor**2, seed=seed)
+    return init.replace(seed=seed)
+
+
+# -- report --------------------------------------------------------------------
+
+
+def _report(model, plans, skipped, branches, measured: bool, opts: _Options) -> InitReport:
+    rows = [_row(kernel, plan, opts.method) for plan in plans for kernel in plan.kernels]
+    return InitReport(
+        method=opts.method,
+        layers=rows,
+        skipped=skipped,
+        seed=opts.seed,
+        measured=measured,
+        residual=branches,
+        not_stored=_not_stored(model, plans),
+        stability=_moments.stability_of(rows),
+    )
+
+
+def _rescaled_by(kernel: KernelPlan, plan: LayerPlan):
+    """(the LSUV probe, the moments solution) that rescaled a kernel; None where none did."""
+    if not kernel.lsuv_target:
+        return None, None
+    return plan.probe, plan.moments
+
+
+def _factor(kernel: KernelPlan, plan: LayerPlan) -> float:
+    """The factor LSUV or the moments applied to the drawn kernel (1: none)."""
+    probe, solved = _rescaled_by(kernel, plan)
+    if solved is not None:
+        return solved.factor
+    return 1.0 if probe is None else probe.factor
+
+
+def _row(kernel: KernelPlan, plan: LayerPlan, method: str) -> LayerInit:
+    """The report's row for one kernel, as it was drawn, rescaled and written."""
+    slot, written = kernel.slot, kernel.written
+    mode, scale = _describe(written)
+    _, solved = _rescaled_by(kernel, plan)
+    return LayerInit(
+        layer=slot.owner.name,
+        layer_type=type(slot.owner).__name__,
+        weight=slot.weight,
+        shape=slot.shape,
+        fan_in=slot.fans.fan_in,
+        fan_out=slot.fans.fan_out,
+        activation=kernel.activation,
+        activation_source=kernel.source,
+        initializer=type(written).__name__,
+        config=written.get_config(),
+        scale=scale,
+        mode=mode,
+        weight_std=kernel.weight_std * _factor(kernel, plan),
+        **_measured(kernel, plan, method),
+        note=_row_note(kernel, plan, method),
+        checked=slot.role not in _UNCHECKED,
+        guessed=kernel.guessed,
+        residual=kernel.residual,
+        target_std=kernel.target_std,
+        moments_factor=None if solved is None else solved.factor,
+        moments_std=None if solved is None else solved.std,
+    )
+
+
+def _measured(kernel: KernelPlan, plan: LayerPlan, method: str) -> dict[str, Any]:
+    """A row's fields read from the data: the stds, LSUV's steps and factor."""
+    probe = plan.probe if kernel is plan.last else None  # only the last carries the output
+    if probe is None:
+        return {"std_before": None, "std_after": None, "lsuv_iterations": None, "lsuv_factor": None}
+    lsuv = method == "lsuv" and kernel.lsuv_target
+    return {
+        "std_before": plan.std_before,
+        "std_after": probe.std,
+        "lsuv_iterations": probe.iterations if lsuv and probe.std is not None else None,
+        "lsuv_factor": probe.factor if lsuv else None,
+    }
+
+
+def _row_note(kernel: KernelPlan, plan: LayerPlan, method: str) -> str:
+    """The first thing worth knowing about a kernel: a rescaling's note, or why it was not."""
+    probe, solved = _rescaled_by(kernel, plan)
+    carrier = plan.probe if kernel is plan.last else None
+    notes = (
+        "" if solved is None else solved.note,
+        "" if probe is None else probe.note,
+        _note(kernel, method),
+        "the model did not call this layer on the data"
+        if carrier is not None and carrier.std is None
+        else "",
+    )
+    return next((n for n in notes if n), "")
+
+
+def _note(kernel: KernelPlan, method: str) -> str:
+    if kernel.slot.role == table.TIED:
         return (
             "tied: the table is also the output projection (logits = x @ tableT); its "
             "scale is the projection's, var 1/dim, so that the logits have std 1 (a "
             "lookup's N(0, 1) would give them std sqrt(dim)); the rows have std 1/sqrt(dim)"
         )
-    if method != "lsuv" or p.lsuv_target:
+    if method != "lsuv" or kernel.lsuv_target:
         return ""
-    if p.slot.role in (table.RNN_INPUT, table.RECURRENT):
+    if kernel.slot.role in (table.RNN_INPUT, table.RECURRENT):
         return "LSUV does not rescale recurrent layers (their outputs are bounded)"
-    if p.slot.role == table.EMBEDDING:
+    if kernel.slot.role == table.EMBEDDING:
         return (
             "LSUV does not rescale embeddings, and check() does not read them: a "
             "lookup has no input to normalize, and its rows are drawn at the std "
             "in this row's `weight_std`"
         )
-    if p.residual:
+    if kernel.residual:
         return "LSUV leaves a zeroed residual branch at zero"
     return ""
+
+
+def _not_stored(model, plans: list[LayerPlan]) -> list[NotStored]:
+    """Layers whose scheme their saved config cannot hold, and why."""
+    out: list[NotStored] = []
+    for plan in plans:
+        owner = plan.layer
+        for kernel in plan.kernels:
+            if kernel.slot.init_attr is None:
+                out.append(
+                    NotStored(
+                        owner.name,
+                        type(owner).__name__,
+                        f"`{kernel.slot.weight}` has no initializer of its own (one serves "
+                        "both tables): a layer rebuilt from its config draws it with "
+                        "`embeddings_initializer`",
+                    )
+                )
+        if isinstance(owner, keras.layers.MultiHeadAttention) and plan.last.residual:
+            out.append(
+                NotStored(
+                    owner.name,
+                    type(owner).__name__,
+                    "one `kernel_initializer` serves the four projections: a layer rebuilt "
+                    "from its config draws the output projection without its residual scale",
+                )
+            )
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        composite = (
+            getattr(layer, "_layers", None)
+            and graph.graph_of(layer) is None
+            and not graph.is_leaf(layer)
+            and "kernel_initializer" in _config(layer)
+        )
+        if composite:
+            out.append(
+                NotStored(
+                    layer.name,
+                    type(layer).__name__,
+                    "one `kernel_initializer` serves all its sublayers: a layer rebuilt from "
+                    "its config (`clone_model`, `from_config`, loading a .keras file) gives "
+                    "its sublayers that initializer; the saved weights are restored exactly",
+                )
+            )
+    return out
+
+
+def _config(layer) -> dict:
+    try:
+        return layer.get_config()
+    except Exception:  # a layer whose config cannot be built has none to store
+        return {}
