@@ -243,6 +243,33 @@ def _broadcast_axis(params: np.ndarray, axis: int, ndim: int) -> np.ndarray:
     return params.reshape(shape)
 
 
+def _merge(op, inputs: list[Moments]) -> Moments | None:
+    """The moments of a merge layer's output (independent inputs); None for another layer."""
+    if isinstance(op, (keras.layers.Add, keras.layers.Subtract)):
+        return Moments(
+            inputs[0].mean
+            + sum(
+                m.mean * (-1 if isinstance(op, keras.layers.Subtract) else 1) for m in inputs[1:]
+            ),
+            sum(m.var for m in inputs),
+        )
+    if isinstance(op, keras.layers.Average):
+        k = len(inputs)
+        return Moments(sum(m.mean for m in inputs) / k, sum(m.var for m in inputs) / k**2)
+    if isinstance(op, keras.layers.Multiply):
+        mean, m2 = inputs[0].mean, inputs[0].var + inputs[0].mean ** 2
+        for m in inputs[1:]:
+            mean, m2 = mean * m.mean, m2 * (m.var + m.mean**2)
+        return Moments(mean, np.maximum(m2 - mean**2, 0.0))
+    if isinstance(op, keras.layers.Concatenate):
+        axis = op.axis - 1 if op.axis > 0 else op.axis
+        return Moments(
+            np.concatenate([m.mean for m in inputs], axis=axis),
+            np.concatenate([m.var for m in inputs], axis=axis),
+        )
+    return None
+
+
 class _Solver:
     def __init__(self, kernels: dict[int, list], targets: dict[int, float]):
         self.kernels = kernels  # id(layer) -> [(slot, is_target)]
@@ -285,29 +312,9 @@ class _Solver:
         if isinstance(op, self.structural):
             m = inputs[0]
             return Moments(_call(op, m.mean), np.maximum(_call(op, m.var), 0.0))
-        if isinstance(op, (keras.layers.Add, keras.layers.Subtract)):
-            return Moments(
-                inputs[0].mean
-                + sum(
-                    m.mean * (-1 if isinstance(op, keras.layers.Subtract) else 1)
-                    for m in inputs[1:]
-                ),
-                sum(m.var for m in inputs),
-            )
-        if isinstance(op, keras.layers.Average):
-            k = len(inputs)
-            return Moments(sum(m.mean for m in inputs) / k, sum(m.var for m in inputs) / k**2)
-        if isinstance(op, keras.layers.Multiply):
-            mean, m2 = inputs[0].mean, inputs[0].var + inputs[0].mean ** 2
-            for m in inputs[1:]:
-                mean, m2 = mean * m.mean, m2 * (m.var + m.mean**2)
-            return Moments(mean, np.maximum(m2 - mean**2, 0.0))
-        if isinstance(op, keras.layers.Concatenate):
-            axis = op.axis - 1 if op.axis > 0 else op.axis
-            return Moments(
-                np.concatenate([m.mean for m in inputs], axis=axis),
-                np.concatenate([m.var for m in inputs], axis=axis),
-            )
+        merged = _merge(op, inputs)
+        if merged is not None:
+            return merged
         return _unknown(f"{op.name} ({type(op).__name__}) is not followed")
 
     def _normalization(self, op, inputs):

@@ -230,19 +230,7 @@ def _functional(container: Any, out: list[Branch]) -> None:
             if "Embedding" in type(layer).__name__:
                 continue  # a position embedding added to a token embedding
             reason = f"{shortcut} shortcut; the branch ends in {type(layer).__name__}"
-            if kind == KERNEL and _followed_by_norm(node.output_tensors[0], op):
-                kind, reason = NONE, "the sum is normalized right after the add (post-norm)"
-            elif kind == SHARED:
-                kind = NONE
-                reason += (
-                    ", whose output also feeds other layers: zeroing or scaling it "
-                    "would change them too"
-                )
-            elif kind == SCALED:
-                kind = NONE
-                reason += ", a learned scale of its own whose initial value bounds the stream"
-            elif kind == NONE:
-                reason += ", which has neither a normalization scale nor a kernel"
+            kind, reason = _acting(kind, reason, node.output_tensors[0], op)
             side = a - b if branch is inputs[0] else b - a
             inside = tuple(
                 ops[i]
@@ -251,6 +239,25 @@ def _functional(container: Any, out: list[Branch]) -> None:
             )
             site = getattr(op, "name", type(op).__name__)
             out.append(Branch(site, layer, weight, kind, reason, inside))
+
+
+def _acting(kind: str, reason: str, total: Any, op: Any) -> tuple[str, str]:
+    """What may act on a branch's end (`kind`, NONE for nothing), and the reason.
+
+    `total` is the output of the `Add` (`op`) that closes the branch.
+    """
+    if kind == KERNEL and _followed_by_norm(total, op):
+        return NONE, "the sum is normalized right after the add (post-norm)"
+    if kind == SHARED:
+        return NONE, (
+            f"{reason}, whose output also feeds other layers: zeroing or scaling it "
+            "would change them too"
+        )
+    if kind == SCALED:
+        return NONE, f"{reason}, a learned scale of its own whose initial value bounds the stream"
+    if kind == NONE:
+        return NONE, f"{reason}, which has neither a normalization scale nor a kernel"
+    return kind, reason
 
 
 def _followed_by_norm(tensor: Any, op: Any) -> bool:
