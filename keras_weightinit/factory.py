@@ -7,15 +7,13 @@ opts in to a derived gain (see `keras_weightinit.gains`).
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import keras
-import numpy as np
 
 from keras_weightinit import gains as _gains
-from keras_weightinit._validation import check_choice, check_positive_finite
+from keras_weightinit._validation import check_choice, check_choice_or_positive
 from keras_weightinit.activations import resolve_activation
 from keras_weightinit.initializers import (
     GlorotNormalCustom,
@@ -152,21 +150,7 @@ def for_activation(
 
 def check_gain(gain: Any) -> str | float | None:
     """Returns a valid `gain` argument (None, a method name or a float), or raises."""
-    if gain is None:
-        return None
-    if isinstance(gain, str):
-        if gain not in _gains.METHODS:
-            raise ValueError(
-                "Argument `gain` must be None, 'second_moment', 'fixed_point' or "
-                f"a positive number. Received: gain={gain!r}"
-            )
-        return gain
-    if isinstance(gain, (bool, np.bool_)) or not isinstance(gain, numbers.Real):
-        raise TypeError(
-            "Argument `gain` must be None, 'second_moment', 'fixed_point' or a "
-            f"positive number. Received: gain={gain!r} (of type {type(gain).__name__})"
-        )
-    return check_positive_finite(gain, "gain")
+    return check_choice_or_positive(gain, "gain", _gains.METHODS)
 
 
 def _check_activation(activation: Any) -> None:
