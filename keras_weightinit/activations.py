@@ -21,7 +21,6 @@ import difflib
 import functools
 import inspect
 import math
-import numbers
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,8 @@ from typing import Any, Literal
 import keras
 import numpy as np
 from scipy import special
+
+from keras_weightinit._validation import check_finite_real
 
 Family = Literal["glorot", "lecun", "he"]
 FAMILIES = ("glorot", "lecun", "he")
@@ -450,17 +451,8 @@ def is_activation_layer(layer: Any) -> bool:
 
 
 def _check_real(value: Any, what: str, activation: Any) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"The {what} of activation {activation!r} must be a real number. "
-            f"Received: {what}={value!r}"
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(
-            f"The {what} of activation {activation!r} must be finite. Received: {what}={value}"
-        )
-    return value
+    """A parameter read off an activation: a finite real number, or a ValueError."""
+    return check_finite_real(value, what, subject=f"The {what} of activation {activation!r}")
 
 
 def _prelu_slope(layer: Any) -> float:
@@ -539,6 +531,75 @@ def _unknown_name(name: str) -> ValueError:
     )
 
 
+def _from_string(name: str) -> ResolvedActivation:
+    canonical = ALIASES.get(name, name)
+    if canonical not in _SPECS:
+        raise _unknown_name(name)
+    return _from_name(canonical, {}, name)
+
+
+def _from_partial(activation: functools.partial) -> ResolvedActivation:
+    """A `functools.partial` of a Keras activation function, with keywords only."""
+    known = _known_callables().get(id(activation.func))
+    if known is None or known[1] is not activation.func:
+        raise ValueError(
+            "A functools.partial activation must wrap a Keras activation "
+            f"function. Received: activation={activation!r}"
+        )
+    if activation.args:
+        raise ValueError(
+            "A functools.partial activation may bind keyword arguments "
+            f"only. Received: activation={activation!r}"
+        )
+    name, fn = known
+    defaults, required = _defaults(fn)
+    allowed = set(defaults) | set(required)
+    extra = sorted(set(activation.keywords) - allowed)
+    if extra:
+        raise ValueError(
+            f"Activation {name!r} takes no argument(s) {', '.join(extra)}; "
+            f"it takes {', '.join(sorted(allowed)) or 'none'}. "
+            f"Received: activation={activation!r}"
+        )
+    return _from_name(name, {**defaults, **activation.keywords}, activation)
+
+
+def _from_function(activation: Any) -> ResolvedActivation | None:
+    """A Keras activation function, or one another library registered; else None."""
+    known = _known_callables().get(id(activation))
+    if known is not None and known[1] is activation:
+        name, fn = known
+        return _from_name(name, _defaults(fn)[0], activation)
+    registered = _REGISTERED.get(_registered_name(activation))
+    if registered is not None:
+        name, keywords = registered
+        return _from_name(name, keywords, activation)
+    return None
+
+
+def _not_an_activation(activation: Any) -> ValueError:
+    """The error for an object that is no form of a Keras activation."""
+    if isinstance(activation, keras.layers.Layer):
+        *others, last = (cls.__name__ for cls in _activation_layer_classes())
+        return ValueError(
+            f"{type(activation).__name__} is not an activation layer. Activation "
+            f"layers are {', '.join(others)} and {last}. Received: activation={activation!r}"
+        )
+    if callable(activation):
+        return ValueError(
+            "Unknown activation: the callable is not one of Keras's activation "
+            "functions, so its initializer family is unknown. For a function "
+            "of your own, `keras_weightinit.gain(fn)` derives its gain and "
+            "`for_activation(fn, gain='second_moment')` (or 'fixed_point') an "
+            f"initializer from it. Received: activation={activation!r}"
+        )
+    return ValueError(
+        "Argument `activation` must be None, an activation name, a Keras "
+        "activation function or a Keras activation layer. "
+        f"Received: activation={activation!r} (of type {type(activation).__name__})"
+    )
+
+
 def resolve_activation(activation: Any) -> ResolvedActivation:
     """Resolves any form of a Keras activation to a `ResolvedActivation`.
 
@@ -583,59 +644,12 @@ def resolve_activation(activation: Any) -> ResolvedActivation:
     if activation is None:
         return _make("linear", {})
     if isinstance(activation, str):
-        name = ALIASES.get(activation, activation)
-        if name not in _SPECS:
-            raise _unknown_name(activation)
-        return _from_name(name, {}, activation)
+        return _from_string(activation)
     if is_activation_layer(activation):
         return _from_layer(activation)
     if isinstance(activation, functools.partial):
-        known = _known_callables().get(id(activation.func))
-        if known is None or known[1] is not activation.func:
-            raise ValueError(
-                "A functools.partial activation must wrap a Keras activation "
-                f"function. Received: activation={activation!r}"
-            )
-        if activation.args:
-            raise ValueError(
-                "A functools.partial activation may bind keyword arguments "
-                f"only. Received: activation={activation!r}"
-            )
-        name, fn = known
-        defaults, required = _defaults(fn)
-        allowed = set(defaults) | set(required)
-        extra = sorted(set(activation.keywords) - allowed)
-        if extra:
-            raise ValueError(
-                f"Activation {name!r} takes no argument(s) {', '.join(extra)}; "
-                f"it takes {', '.join(sorted(allowed)) or 'none'}. "
-                f"Received: activation={activation!r}"
-            )
-        return _from_name(name, {**defaults, **activation.keywords}, activation)
-    known = _known_callables().get(id(activation))
-    if known is not None and known[1] is activation:
-        name, fn = known
-        return _from_name(name, _defaults(fn)[0], activation)
-    registered = _REGISTERED.get(_registered_name(activation))
-    if registered is not None:
-        name, keywords = registered
-        return _from_name(name, keywords, activation)
-    if isinstance(activation, keras.layers.Layer):
-        raise ValueError(
-            f"{type(activation).__name__} is not an activation layer. Activation "
-            "layers are Activation, ReLU, LeakyReLU, ELU, PReLU and Softmax. "
-            f"Received: activation={activation!r}"
-        )
-    if callable(activation):
-        raise ValueError(
-            "Unknown activation: the callable is not one of Keras's activation "
-            "functions, so its initializer family is unknown. For a function "
-            "of your own, `keras_weightinit.gain(fn)` derives its gain and "
-            "`for_activation(fn, gain='second_moment')` (or 'fixed_point') an "
-            f"initializer from it. Received: activation={activation!r}"
-        )
-    raise ValueError(
-        "Argument `activation` must be None, an activation name, a Keras "
-        "activation function or a Keras activation layer. "
-        f"Received: activation={activation!r} (of type {type(activation).__name__})"
-    )
+        return _from_partial(activation)
+    resolved = _from_function(activation)
+    if resolved is None:
+        raise _not_an_activation(activation)
+    return resolved
