@@ -123,12 +123,15 @@ def describe_factory(activation: str) -> str:
 
 def _chosen(initializers: Iterable[str] | None) -> list[Candidate]:
     known = candidates()
-    names = list(known) if initializers is None else list(initializers)
+    if initializers is None:
+        names = list(known)
+    else:  # one name, or several
+        names = [initializers] if isinstance(initializers, str) else list(initializers)
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise ValueError(
             f"Argument `initializers` must be a non-empty list of names among "
-            f"{', '.join(known)}. Received: initializers={names!r}"
+            f"{', '.join(known)}. Received: initializers={initializers!r}"
         )
     return [known[n] for n in names]
 

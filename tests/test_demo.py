@@ -25,7 +25,7 @@ def test_candidates_are_every_preset_keras_default_factory_and_lsuv():
     assert len({c.label for c in found.values()}) == len(found)  # one column label each
 
 
-@pytest.mark.parametrize("names", [["he_uniform"], [], ["default", "Default"]])
+@pytest.mark.parametrize("names", [["he_uniform"], [], ["default", "Default"], "he"])
 def test_unknown_initializers_are_refused_by_name(names):
     for run in (demo.compare, demo.train):
         with pytest.raises(ValueError, match=r"Argument `initializers` must be") as info:
@@ -50,6 +50,11 @@ def test_for_each_runs_every_candidate_at_every_seed_in_order():
         "  3/4 default seed 8",
         "  4/4 factory seed 8",
     ]
+
+
+def test_one_name_is_one_initializer():
+    assert [c.name for c in demo._chosen("lsuv")] == ["lsuv"]
+    assert [c.name for c in demo._chosen(None)] == list(demo.candidates())
 
 
 def _cells(text: str, label: str) -> list[str]:
