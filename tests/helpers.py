@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -24,7 +25,14 @@ PRESET_CLASSES = [
 ]
 
 
-def run_python(code: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_python(
+    code: str | None,
+    cwd: Path,
+    timeout: float = 300,
+    *,
+    args: Sequence[str] = (),
+    unset: Sequence[str] = (),
+) -> subprocess.CompletedProcess:
     """Runs `code` in a fresh interpreter with the same backend, in `cwd`.
 
     The child gets the parent's environment (so the same KERAS_BACKEND) and
@@ -32,14 +40,21 @@ def run_python(code: str, cwd: Path, timeout: float = 300) -> subprocess.Complet
     of "saved here, reloaded there". The child imports the same
     `keras_weightinit` as the parent (the one this suite is testing), not
     whatever copy `cwd` or site-packages would give it.
+
+    With `code` None the child is `python ARGS` (e.g. `-m keras_weightinit
+    --help`, or a script and its arguments); else `python -c code ARGS`.
+    The variables in `unset` are removed from the child's environment.
     """
     env = dict(os.environ)
     env["KERAS_BACKEND"] = keras.backend.backend()
     package_root = str(Path(kwi.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in unset:
+        env.pop(name, None)
+    program = [] if code is None else ["-c", textwrap.dedent(code)]
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, *program, *args],
         cwd=cwd,
         env=env,
         capture_output=True,

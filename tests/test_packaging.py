@@ -12,7 +12,6 @@ import keras
 import pytest
 
 import keras_weightinit
-import keras_weightinit_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,15 +47,6 @@ def test_console_script_enters_beside_the_package():
     config = _pyproject()
     assert config["project"]["scripts"]["keras-weightinit"] == "keras_weightinit_cli:main"
     assert config["tool"]["setuptools"]["py-modules"] == ["keras_weightinit_cli"]
-
-
-def test_startup_environment_quiets_tensorflow_unless_verbose_or_set():
-    quiet = keras_weightinit_cli.startup_environment([], {})
-    assert quiet == {"TF_CPP_MIN_LOG_LEVEL": "3"}
-    assert keras_weightinit_cli.startup_environment(["compare", "--depth", "5"], {}) == quiet
-    assert keras_weightinit_cli.startup_environment(["train", "--verbose"], {}) == {}
-    user = {"TF_CPP_MIN_LOG_LEVEL": "0"}
-    assert keras_weightinit_cli.startup_environment(["train"], user) == {}
 
 
 def _child(args: list[str]) -> subprocess.CompletedProcess:
