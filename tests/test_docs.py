@@ -182,7 +182,9 @@ def test_api_reference_documents_every_public_name():
     documented = set(re.findall(r"^::: keras_weightinit\.(\w+)$", text, flags=re.M))
     missing = sorted(set(keras_weightinit.__all__) - documented)
     assert not missing, f"add '::: keras_weightinit.NAME' to docs/api.md for {missing}"
-    unknown = sorted(documented - set(keras_weightinit.__all__))
+    # A public module (such as `demo`) may have a section of its own.
+    modules = {p.stem for p in (ROOT / "keras_weightinit").glob("[!_]*.py")}
+    unknown = sorted(documented - set(keras_weightinit.__all__) - modules)
     assert not unknown, unknown
 
 
