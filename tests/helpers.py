@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import keras
@@ -30,29 +32,65 @@ PRESET_CLASSES = [
 ]
 
 
-def run_python(code: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Runs `code` in a fresh interpreter with the same backend, in `cwd`.
+def snake_name(cls) -> str:
+    """A class's string name by the package's naming rule: HeNormalCustom -> he_normal_custom.
 
-    The child gets the parent's environment (so the same KERAS_BACKEND) and
-    imports only what `code` imports: a fresh process is the only honest test
-    of "saved here, reloaded there". The child imports the same
-    `keras_weightinit` as the parent (the one this suite is testing), not
-    whatever copy `cwd` or site-packages would give it.
+    Written here from the rule, not read from the registry, so that a test
+    resolving these names checks the registry against the rule.
     """
-    env = dict(os.environ)
-    env["KERAS_BACKEND"] = keras.backend.backend()
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+
+
+#: The presets' registered string names, in PRESET_CLASSES's order.
+PRESET_NAMES = [snake_name(cls) for cls in PRESET_CLASSES]
+
+
+def run_python(
+    code: str | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str | None] | None = None,
+    program: str | None = None,
+) -> subprocess.CompletedProcess:
+    """Runs a fresh interpreter with the same backend: the one way tests spawn Python.
+
+    `python -c code ARGS` when `code` is given, else `python ARGS` (a script
+    path or `-m module` first); `program` runs a console script of this
+    environment instead of the interpreter. `cwd` None keeps the parent's.
+
+    The child gets the parent's environment (so the same KERAS_BACKEND,
+    TensorFlow quiet unless the parent says otherwise) with `env` laid over
+    it, where a value None removes the variable. It imports only what it is
+    told to: a fresh process is the only honest test of "saved here, reloaded
+    there" or of start-up output. It imports the same `keras_weightinit` as
+    the parent (the one this suite is testing), not whatever copy `cwd` or
+    site-packages would give it.
+    """
+    child_env = dict(os.environ)
+    child_env["KERAS_BACKEND"] = keras.backend.backend()
     package_root = str(Path(kwi.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [package_root, child_env.get("PYTHONPATH")])
+    )
+    child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for key, value in (env or {}).items():
+        if value is None:
+            child_env.pop(key, None)
+        else:
+            child_env[key] = value
+    command = [program] if program else [sys.executable]
+    if code is not None:
+        command += ["-c", textwrap.dedent(code)]
+    return subprocess.run(
+        [*command, *args],
         cwd=cwd,
-        env=env,
+        env=child_env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
-    return result
 
 
 def check_ok(result: subprocess.CompletedProcess) -> str:

@@ -22,7 +22,7 @@ import pytest
 from scipy import stats
 
 import keras_weightinit as kwi
-from tests.helpers import assert_mean, assert_std, to_numpy
+from tests.helpers import PRESET_CLASSES, PRESET_NAMES, assert_mean, assert_std, to_numpy
 
 # (name, kernel shape, fan_in, fan_out): fans written out by hand, Keras layout.
 SHAPES = [
@@ -32,24 +32,23 @@ SHAPES = [
     ("conv3d", (3, 3, 3, 16, 70), 27 * 16, 27 * 70),
 ]
 
+# Variance as a function of the fans, per family, from the technique's table.
+VARIANCE = {
+    "glorot": lambda i, o: 2 / (i + o),
+    "lecun": lambda i, o: 1 / i,
+    "he": lambda i, o: 2 / i,
+}
+
+
+def _family(name):
+    """The (variance rule, distribution) a name promises: he_uniform_custom -> He, uniform."""
+    family, distribution, _ = name.split("_")
+    return VARIANCE[family], distribution
+
+
 # (class, string name, variance as a function of the fans, distribution)
 FAMILIES = [
-    (
-        kwi.GlorotNormalCustom,
-        "glorot_normal_custom",
-        lambda i, o: 2 / (i + o),
-        "normal",
-    ),
-    (
-        kwi.GlorotUniformCustom,
-        "glorot_uniform_custom",
-        lambda i, o: 2 / (i + o),
-        "uniform",
-    ),
-    (kwi.LecunNormalCustom, "lecun_normal_custom", lambda i, o: 1 / i, "normal"),
-    (kwi.LecunUniformCustom, "lecun_uniform_custom", lambda i, o: 1 / i, "uniform"),
-    (kwi.HeNormalCustom, "he_normal_custom", lambda i, o: 2 / i, "normal"),
-    (kwi.HeUniformCustom, "he_uniform_custom", lambda i, o: 2 / i, "uniform"),
+    (cls, name, *_family(name)) for cls, name in zip(PRESET_CLASSES, PRESET_NAMES, strict=True)
 ]
 
 # Standard errors of the sample std allowed (see above): at n ≈ 30k and the

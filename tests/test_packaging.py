@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-import keras
 import pytest
 
 import keras_weightinit
 import keras_weightinit_cli
+from tests.helpers import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,12 +58,8 @@ def test_startup_environment_quiets_tensorflow_unless_verbose_or_set():
 
 
 def _child(args: list[str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env["KERAS_BACKEND"] = keras.backend.backend()
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+    # TensorFlow not quieted: what a user's shell would give the command.
+    return run_python(args=args, cwd=ROOT, env={"TF_CPP_MIN_LOG_LEVEL": None})
 
 
 @pytest.mark.slow
