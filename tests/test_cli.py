@@ -18,7 +18,7 @@ from tests.helpers import run_python
 def run_cli(*args: str, cwd: Path, script: str | None = None, timeout: float = 300, unset=()):
     """Runs `python -m keras_weightinit ARGS` (or the console script) in a fresh process."""
     entry = [script] if script else ["-m", "keras_weightinit"]
-    return run_python(None, cwd, timeout, args=[*entry, *args], unset=unset)
+    return run_python(None, cwd, timeout, args=[*entry, *args], env=dict.fromkeys(unset))
 
 
 def explain(result) -> str:
