@@ -35,6 +35,7 @@ import numpy as np
 from keras_weightinit import _graph as graph
 from keras_weightinit import _layer_table as table
 from keras_weightinit import _residual
+from keras_weightinit._validation import check_batch_array, check_positive_finite, short_repr
 from keras_weightinit.activations import is_activation_layer, resolve_activation
 
 __all__ = [
@@ -104,17 +105,7 @@ class Thresholds:
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ValueError(
-                    f"Argument `{field.name}` must be a positive finite number. "
-                    f"Received: {field.name}={value!r}"
-                )
+            check_positive_finite(getattr(self, field.name), field.name)
         if self.signal_low >= self.signal_high:
             raise ValueError(
                 "Argument `signal_low` must be smaller than `signal_high`. "
@@ -404,59 +395,6 @@ class _ArgumentError(ValueError):
 # -- the arguments -----------------------------------------------------------
 
 
-def _received(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _array(value: Any, arg: str, where: str) -> np.ndarray:
-    """One array of `data` or `targets` as NumPy, or a clear error."""
-    if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(
-            f"Argument `{arg}` must be an array or tensor of numbers (or a list "
-            f"or dict of them). Received: {arg}{where}={_received(value)}"
-        )
-    kind = type(value).__name__
-    if kind.endswith("Dataset") or kind.endswith("DatasetV2") or kind == "generator":
-        raise TypeError(
-            f"Argument `{arg}` must be one batch, not a {kind}: pass e.g. "
-            f"`next(iter(dataset))`. Received: {arg}{where} of type {kind}"
-        )
-    if not isinstance(value, np.ndarray):
-        if not hasattr(value, "__array__") and not hasattr(value, "shape"):
-            if not isinstance(value, (int, float, list, tuple)):
-                raise TypeError(
-                    f"Argument `{arg}` must be an array or tensor of numbers. "
-                    f"Received: {arg}{where} of type {kind}"
-                )
-        try:
-            value = np.asarray(keras.ops.convert_to_numpy(value))
-        except Exception:
-            raise TypeError(
-                f"Argument `{arg}` must be an array or tensor of numbers. "
-                f"Received: {arg}{where}={_received(value)} (of type {kind})"
-            ) from None
-    if value.dtype.kind not in "biuf":
-        raise TypeError(
-            f"Argument `{arg}` must hold numbers. Received: {arg}{where} of dtype {value.dtype}"
-        )
-    if value.ndim == 0 or value.shape[0] == 0:
-        raise ValueError(
-            f"Argument `{arg}` must be a non-empty batch (its first axis indexes "
-            f"examples). Received: {arg}{where} of shape {value.shape}"
-        )
-    if value.dtype.kind == "f":
-        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
-        if bad:
-            raise ValueError(
-                f"Argument `{arg}` holds {bad} NaN or infinite value(s); every value "
-                f"must be finite. Received: {arg}{where} of shape {value.shape}"
-            )
-        if value.dtype != np.dtype(keras.config.floatx()):
-            value = value.astype(keras.config.floatx())
-    return value
-
-
 def _nested_numbers(value: list | tuple) -> bool:
     """A (nested) Python list of numbers is one array; a list of arrays is several."""
     return bool(value) and all(
@@ -471,17 +409,17 @@ def _batch(value: Any, arg: str) -> tuple[Any, list[np.ndarray]]:
         if not value or not all(isinstance(k, str) for k in value):
             raise ValueError(
                 f"Argument `{arg}` as a dict must map input names (str) to arrays. "
-                f"Received: {arg}={_received(value)}"
+                f"Received: {arg}={short_repr(value)}"
             )
-        arrays: Any = {k: _array(v, arg, f"[{k!r}]") for k, v in value.items()}
+        arrays: Any = {k: check_batch_array(v, arg, f"[{k!r}]") for k, v in value.items()}
         flat = list(arrays.values())
     elif isinstance(value, (list, tuple)) and not value:
         raise ValueError(f"Argument `{arg}` must hold at least one array. Received: {arg}=[]")
     elif isinstance(value, (list, tuple)) and not _nested_numbers(value):
-        arrays = [_array(v, arg, f"[{i}]") for i, v in enumerate(value)]
+        arrays = [check_batch_array(v, arg, f"[{i}]") for i, v in enumerate(value)]
         flat = arrays
     else:
-        arrays = _array(value, arg, "")
+        arrays = check_batch_array(value, arg, "")
         flat = [arrays]
     sizes = sorted({a.shape[0] for a in flat})
     if len(sizes) > 1:
@@ -610,7 +548,7 @@ def _select(kernels: list[_Kernel], layers) -> list[_Kernel]:
     if isinstance(layers, (str, keras.layers.Layer)) or not isinstance(layers, (list, tuple)):
         raise TypeError(
             "Argument `layers` must be a list of layer names or layers. "
-            f"Received: layers={_received(layers)} (of type {type(layers).__name__})"
+            f"Received: layers={short_repr(layers)} (of type {type(layers).__name__})"
         )
     if not layers:
         raise ValueError("Argument `layers` must name at least one layer. Received: layers=[]")
@@ -626,12 +564,12 @@ def _select(kernels: list[_Kernel], layers) -> list[_Kernel]:
         else:
             raise TypeError(
                 "Every entry of `layers` must be a layer name or a layer. "
-                f"Received: layers entry {_received(item)} (of type {type(item).__name__})"
+                f"Received: layers entry {short_repr(item)} (of type {type(item).__name__})"
             )
         if not picked:
             raise ValueError(
                 "Every entry of `layers` must be a layer of the model with a "
-                f"kernel. Received: layers entry {_received(item)}"
+                f"kernel. Received: layers entry {short_repr(item)}"
             )
         chosen += [k for k in picked if all(k is not c for c in chosen)]
     return chosen
@@ -724,10 +662,10 @@ def _targets_loss(model, targets, loss, n: int) -> tuple[Callable, str]:
     except (ValueError, TypeError) as error:
         raise ValueError(
             f"Argument `loss` must be a Keras loss (a name, a function or a "
-            f"`keras.losses.Loss`). Received: loss={_received(loss)} ({error})"
+            f"`keras.losses.Loss`). Received: loss={short_repr(loss)} ({error})"
         ) from None
     if not callable(loss_fn):
-        raise TypeError(f"Argument `loss` must be callable. Received: loss={_received(loss)}")
+        raise TypeError(f"Argument `loss` must be callable. Received: loss={short_repr(loss)}")
     _, flat = _batch(targets, "targets")
     if flat[0].shape[0] != n:
         raise ValueError(
@@ -1052,7 +990,7 @@ def diagnose(
     elif not isinstance(thresholds, Thresholds):
         raise TypeError(
             "Argument `thresholds` must be a `Thresholds` instance. "
-            f"Received: thresholds={_received(thresholds)}"
+            f"Received: thresholds={short_repr(thresholds)}"
         )
     if targets is None and loss is not None:
         raise ValueError(
