@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -35,8 +35,10 @@ import numpy as np
 from keras_weightinit import _graph as graph
 from keras_weightinit import _layer_table as table
 from keras_weightinit import _residual
+from keras_weightinit._table import number, render
 from keras_weightinit._validation import check_batch_array, check_positive_finite, short_repr
 from keras_weightinit.activations import is_activation_layer, resolve_activation
+from keras_weightinit.report import Rows
 
 __all__ = [
     "Diagnosis",
@@ -171,13 +173,15 @@ class LayerSignal:
 
 
 @dataclasses.dataclass(frozen=True)
-class Diagnosis:
+class Diagnosis(Rows):
     """What `diagnose` measured, one `LayerSignal` per kernel.
 
     `str(diagnosis)` is a table; `diagnosis.plot()` draws the output std and
     the gradient norm against depth on log scales. Iterating gives the rows;
     `diagnosis[0]` is the first row, `diagnosis["dense_1"]` the rows of the
-    layer (or path) of that name, as `InitReport` does.
+    layer (or path) of that name, as `InitReport` does (the lookup both
+    share, see `keras_weightinit.report.Rows`); `rows()` gives the rows as
+    dicts, with `relative_grad`, and `to_dict()` the whole result.
 
     Attributes:
         layers: The rows, in the order the forward pass reached them.
@@ -199,36 +203,13 @@ class Diagnosis:
     loss_name: str = "mean(y²)"
     not_called: tuple[str, ...] = ()
 
-    def __iter__(self) -> Iterator[LayerSignal]:
-        return iter(self.layers)
+    _noun = "diagnosis"
 
-    def __len__(self) -> int:
-        return len(self.layers)
+    def _names(self, row: LayerSignal) -> tuple[str, ...]:
+        return (row.name, row.layer)
 
-    def __getitem__(self, key: int | str) -> Any:
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-            try:
-                return self.layers[key]
-            except IndexError:
-                raise IndexError(
-                    f"The diagnosis has {len(self.layers)} rows. Received: index {key}"
-                ) from None
-        if isinstance(key, str):
-            rows = [row for row in self.layers if key in (row.name, row.layer)]
-            if rows:
-                return rows
-            raise KeyError(
-                f"No row is named {key!r}. Rows: "
-                f"{', '.join(dict.fromkeys(row.name for row in self.layers))}"
-            )
-        raise TypeError(
-            "A diagnosis is indexed by position (an int) or by layer name (a str). "
-            f"Received: {key!r} (of type {type(key).__name__})"
-        )
-
-    def rows(self) -> list[dict[str, Any]]:
-        """The rows as plain dicts (for pandas, JSON, ...), with `relative_grad`."""
-        return [{**dataclasses.asdict(r), "relative_grad": r.relative_grad} for r in self.layers]
+    def _row_dict(self, row: LayerSignal) -> dict[str, Any]:
+        return {**super()._row_dict(row), "relative_grad": row.relative_grad}
 
     @property
     def flagged(self) -> tuple[LayerSignal, ...]:
@@ -251,64 +232,53 @@ class Diagnosis:
         return np.array([row.grad_norm for row in self.layers])
 
     def to_dict(self) -> dict[str, Any]:
-        """The diagnosis as plain Python data (for JSON, pandas, ...)."""
+        """The diagnosis as plain Python data (for JSON, pandas, ...); `"layers"` is `rows()`."""
         return {
             "loss": self.loss,
             "input_std": self.input_std,
             "loss_name": self.loss_name,
             "thresholds": dataclasses.asdict(self.thresholds),
-            "layers": [dataclasses.asdict(row) for row in self.layers],
+            "layers": self.rows(),
             "not_called": list(self.not_called),
         }
 
     def table(self) -> str:
-        """The diagnosis as a fixed-width text table."""
-        header = (
-            "depth",
-            "layer",
-            "kernel",
-            "mean",
-            "std",
-            "grad norm",
-            "grad/weight",
-            "flags",
-        )
+        """The diagnosis as a fixed-width text table, with a summary line."""
+        header = ("depth", "layer", "kernel", "mean", "std", "grad norm", "grad/weight", "flags")
         rows = [
             (
                 str(row.depth),
                 f"{row.name} ({row.class_name})",
                 "x".join(map(str, row.kernel_shape)),
-                f"{row.mean:+.3e}",
-                f"{row.std:.3e}",
-                f"{row.grad_norm:.3e}",
-                f"{row.relative_grad:.3e}",
+                number(row.mean, signed=True),
+                number(row.std),
+                number(row.grad_norm),
+                number(row.relative_grad),
                 "; ".join(filter(None, [", ".join(row.flags), row.note])) or "ok",
             )
             for row in self.layers
         ]
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        right = {0, 3, 4, 5, 6}
-
-        def fmt(cells):
-            return "  ".join(
-                c.rjust(w) if i in right else c.ljust(w)
-                for i, (c, w) in enumerate(zip(cells, widths))
-            ).rstrip()
-
-        lines = [fmt(header), fmt(["-" * w for w in widths])]
-        lines += [fmt(r) for r in rows]
-        summary = f"loss {self.loss:.4g} ({self.loss_name}), input std {self.input_std:.3g}; " + (
-            "no layer flagged"
-            if self.ok
-            else f"{len(self.flagged)} of {len(self.layers)} layers flagged"
+        summary = (
+            f"loss {number(self.loss)} ({self.loss_name}), input std {number(self.input_std)}; "
+            + (
+                "no layer flagged"
+                if self.ok
+                else f"{len(self.flagged)} of {len(self.layers)} layers flagged"
+            )
         )
-        lines.append(summary)
+        lines = [render(header, rows, right=(0, 3, 4, 5, 6)), summary]
         if self.not_called:
             lines.append(f"not called on this batch: {', '.join(self.not_called)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.table()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Diagnosis loss_name={self.loss_name!r} kernels={len(self.layers)} "
+            f"flagged={len(self.flagged)}>"
+        )
 
     def plot(self, axes=None, label: str | None = None):
         """Plots output std and gradient norm against depth, log scale.
