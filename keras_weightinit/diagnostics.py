@@ -38,7 +38,7 @@ from keras_weightinit import _residual
 from keras_weightinit._table import number, render
 from keras_weightinit._validation import check_batch_array, check_positive_finite, short_repr
 from keras_weightinit.activations import is_activation_layer, resolve_activation
-from keras_weightinit.report import Rows
+from keras_weightinit.report import Rows, plain
 
 __all__ = [
     "Diagnosis",
@@ -208,8 +208,9 @@ class Diagnosis(Rows):
     def _names(self, row: LayerSignal) -> tuple[str, ...]:
         return (row.name, row.layer)
 
-    def _row_dict(self, row: LayerSignal) -> dict[str, Any]:
-        return {**super()._row_dict(row), "relative_grad": row.relative_grad}
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as plain dicts (for pandas, JSON, ...), with `relative_grad`."""
+        return [{**plain(dataclasses.asdict(r)), "relative_grad": r.relative_grad} for r in self]
 
     @property
     def flagged(self) -> tuple[LayerSignal, ...]:
@@ -931,8 +932,9 @@ def diagnose(
         model: A built Keras model (Sequential, functional or subclassed).
         data: One non-empty batch of inputs, as the model takes them (an
             array or tensor, or a list or dict of them for several inputs),
-            of finite numbers. Not a generator or a `tf.data.Dataset`: pass
-            one batch of it.
+            of finite numbers. Not a stream of batches (a generator or
+            iterator, a `tf.data.Dataset`, a torch `DataLoader`, a
+            `keras.utils.PyDataset`): pass one batch of it.
         targets: Optional targets for the batch: one array per model output,
             of the output's shape or (for sparse labels) without its last axis.
         loss: Keras loss (name, function or `keras.losses.Loss`) used with
@@ -948,8 +950,8 @@ def diagnose(
 
     Raises:
         TypeError: if `model` is not a built Keras model, or an argument has
-            the wrong type (`data` that is not arrays of numbers, a generator
-            or dataset, `layers` entries that are neither names nor layers).
+            the wrong type (`data` that is not arrays of numbers, a stream of
+            batches, `layers` entries that are neither names nor layers).
         ValueError: for a model without kernels, a bad `layers` entry, a
             `loss` without `targets`, `data` or `targets` that are empty, hold
             NaN/inf, or do not fit the model.

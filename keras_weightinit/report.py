@@ -186,14 +186,14 @@ class NotStored:
     reason: str
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """`value` with NumPy scalars turned into Python ones, for JSON."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
+        return tuple(plain(v) for v in value)
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
@@ -211,9 +211,10 @@ class Rows:
 
     A result holds its rows in `layers`. Iterating gives them in forward
     order; `result[0]` is the first row, `result[1:3]` a list of rows,
-    `result["dense_1"]` the list of rows of the layer of that name;
-    `rows()` the rows as plain dicts and `to_dict()` the whole result as
-    plain data (for JSON or pandas).
+    `result["dense_1"]` the list of rows of the layer of that name. Each
+    result also defines `rows()` (the rows as plain dicts), `to_dict()` (the
+    whole result as plain data, for JSON or pandas), `__str__` (a table
+    through `keras_weightinit._table`) and `plot()`.
     """
 
     layers: Any
@@ -223,9 +224,6 @@ class Rows:
     def _names(self, row) -> tuple[str, ...]:
         """The names `result[name]` finds `row` by; the first is listed in errors."""
         return (row.layer,)
-
-    def _row_dict(self, row) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(row))
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.layers)
@@ -254,10 +252,6 @@ class Rows:
             f"A {self._noun} is indexed by position (an int or a slice) or by layer name "
             f"(a str). Received: {key!r} (of type {type(key).__name__})"
         )
-
-    def rows(self) -> list[dict[str, Any]]:
-        """The rows as plain dicts (for pandas, JSON, ...)."""
-        return [self._row_dict(row) for row in self.layers]
 
 
 @dataclasses.dataclass
@@ -374,6 +368,10 @@ class InitReport(Rows):
             f"with a batch (LSUV). Received: a report of method={self.method!r}"
         )
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as plain dicts (for pandas, JSON, ...)."""
+        return [plain(dataclasses.asdict(r)) for r in self.layers]
+
     def to_dict(self) -> dict[str, Any]:
         """The report as plain Python data (for JSON, pandas, ...).
 
@@ -385,10 +383,10 @@ class InitReport(Rows):
             "seed": self.seed,
             "measured": self.measured,
             "layers": self.rows(),
-            "skipped": [_plain(dataclasses.asdict(s)) for s in self.skipped],
-            "residual": [_plain(dataclasses.asdict(b)) for b in self.residual],
-            "not_stored": [_plain(dataclasses.asdict(n)) for n in self.not_stored],
-            "stability": [_plain(dataclasses.asdict(s)) for s in self.stability],
+            "skipped": [plain(dataclasses.asdict(s)) for s in self.skipped],
+            "residual": [plain(dataclasses.asdict(b)) for b in self.residual],
+            "not_stored": [plain(dataclasses.asdict(n)) for n in self.not_stored],
+            "stability": [plain(dataclasses.asdict(s)) for s in self.stability],
         }
 
     # -- the text: a table, then one section per kind of remark ------------------
