@@ -426,13 +426,12 @@ class InitReport(Rows):
             f"{sum(not s.container for s in self.skipped)} layers left unchanged"
         )
         columns = self._columns()
-        table = render(
+        return render(
             [name for name, _ in columns],
             [[cell(r) for _, cell in columns] for r in self.layers],
             right=[i for i, (name, _) in enumerate(columns) if name in _NUMBER_COLUMNS],
+            title=title,
         )
-        # The title on a line of its own: a table narrower than it would fold it.
-        return f"{title}\n{table}"
 
     def _notes(self) -> str:
         return _section(
