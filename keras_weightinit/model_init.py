@@ -93,7 +93,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_weightinit import _forward, _moments, _residual
+from keras_weightinit import _draw, _forward, _moments, _residual
 from keras_weightinit import _graph as graph
 from keras_weightinit import _layer_table as table
 from keras_weightinit._layer_table import Fans, layer_fans
@@ -659,32 +659,45 @@ def _draw_and_rescale(model, plans, gammas, batch: _Batch | None, opts: _Options
     touched = _variables_touched(plans) + [layer.gamma for layer, _ in gammas]
     snapshot = _forward.snapshot(touched)
     try:
-        _draw(plans, gammas, opts.bias)
+        _draw_all(plans, opts.bias == "zeros")
+        for layer, value in gammas:
+            _set_gamma(layer, value)
         _rescale(model, plans, batch, opts)
     except BaseException:
         _forward.restore(snapshot)
         raise
 
 
-def _draw(plans: list[LayerPlan], gammas, bias: str) -> None:
+def _draw_all(plans: list[LayerPlan], zero_bias: bool) -> None:
+    """Draws every kernel (and zeroes the biases) with the values each initializer's call gives.
+
+    The draws an initializer can describe ahead (`request`) are made in one
+    go (`_draw.assign`: one compiled call on TensorFlow); the others
+    (orthogonal, a `SeedGenerator` seed) by calling it.
+    """
+    draws, values = [], []
     for plan in plans:
         for kernel in plan.kernels:
-            var = kernel.slot.variable
-            values = kernel.initializer(kernel.slot.shape, dtype=var.dtype)
-            var.assign(keras.ops.cast(values, var.dtype))
-            if bias == "zeros" and kernel.slot.bias is not None:
-                _zero_bias(kernel.slot)
-    for layer, value in gammas:
-        _set_gamma(layer, value)
+            slot, var = kernel.slot, kernel.slot.variable
+            request = getattr(kernel.initializer, "request", None)
+            r = request(slot.shape, var.dtype) if request is not None else None
+            if r is None:
+                drawn = kernel.initializer(slot.shape, dtype=var.dtype)
+                var.assign(keras.ops.cast(drawn, var.dtype))
+            else:
+                draws.append((var, r))
+            if zero_bias and slot.bias is not None:
+                values.append((slot.bias, _zero_bias(slot)))
+    _draw.assign(draws, values)
 
 
-def _zero_bias(slot: table.Slot) -> None:
-    bias = slot.bias
-    value = np.zeros(tuple(bias.shape), dtype=np.float64)
+def _zero_bias(slot: table.Slot) -> np.ndarray:
+    """The bias `bias="zeros"` writes: zeros, but Keras's forget-gate ones in an LSTM."""
+    value = np.zeros(tuple(slot.bias.shape), dtype=np.float64)
     cell = slot.holder
     if isinstance(cell, keras.layers.LSTMCell) and cell.unit_forget_bias and value.ndim == 1:
-        value[cell.units : 2 * cell.units] = 1.0  # Keras's forget-gate bias
-    bias.assign(keras.ops.cast(value, bias.dtype))
+        value[cell.units : 2 * cell.units] = 1.0
+    return value
 
 
 def _set_gamma(layer, value: float) -> None:
