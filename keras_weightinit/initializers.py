@@ -43,7 +43,7 @@ import numpy as np
 
 from keras_weightinit._draw import TRUNCATED_NORMAL_STD as TRUNCATED_NORMAL_STD
 from keras_weightinit._draw import draw
-from keras_weightinit._layout import draw_with_layout
+from keras_weightinit._sharding import draw_with_layout
 from keras_weightinit._validation import (
     check_axes,
     check_choice,
