@@ -93,6 +93,7 @@ import numpy as np
 
 from keras_weightinit import _forward, _moments, _residual
 from keras_weightinit import _graph as graph
+from keras_weightinit import _keras_internals as internals
 from keras_weightinit import _layer_table as table
 from keras_weightinit._layer_table import Fans, layer_fans
 from keras_weightinit._validation import check_bool, check_choice, check_positive_finite
@@ -454,9 +455,9 @@ def _not_stored(model, plans) -> list[NotStored]:
                     "from its config draws the output projection without its residual scale",
                 )
             )
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in internals.sublayers(model, recursive=True):
         composite = (
-            getattr(layer, "_layers", None)
+            internals.has_sublayers(layer)
             and graph.graph_of(layer) is None
             and not graph.is_unit(layer)
             and "kernel_initializer" in _config(layer)
@@ -770,11 +771,13 @@ def initialize(
             # axes): written unseeded, so that a rebuilt layer gets four
             # distinct projections.
             draw = unit[0].draw
-            owner._kernel_initializer = type(draw).from_config(
-                {**draw.get_config(), "seed": None, "input_axes": None, "output_axes": None}
+            internals.set_attention_initializers(
+                owner,
+                kernel=type(draw).from_config(
+                    {**draw.get_config(), "seed": None, "input_axes": None, "output_axes": None}
+                ),
+                bias=keras.initializers.Zeros() if bias == "zeros" else None,
             )
-            if bias == "zeros":
-                owner._bias_initializer = keras.initializers.Zeros()
     return InitReport(
         method=method,
         layers=rows,
