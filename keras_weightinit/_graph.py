@@ -21,7 +21,7 @@ from typing import Any
 import keras
 
 from keras_weightinit import _keras_internals as internals
-from keras_weightinit import _layer_table as table
+from keras_weightinit import _kinds as table
 from keras_weightinit.activations import is_activation_layer, resolve_activation
 
 # Groups of Keras layer names, shared by every module that reads a graph
@@ -274,3 +274,21 @@ def following_activation(layer: Any, w: Walk) -> Found:
         source = f"ambiguous: {via.name}; also {others}"
     return Found(via, resolved.name, source)
 
+
+def _is_linear(activation: Any) -> bool:
+    try:
+        return resolve_activation(activation).name == "linear"
+    except ValueError:
+        return False  # a callable of the user's own: not the identity
+
+
+def activation_of(slot: Any, w: Walk) -> Found:
+    """The activation after a kernel, found as its kind's row says (`slot.activation`)."""
+    if slot.activation == table.NONE:
+        return Found(None, "linear", "none")
+    if slot.activation == table.OWN:
+        return Found(slot.owner.activation, "", "own")
+    own = getattr(slot.owner, "activation", None)
+    if own is not None and not _is_linear(own):
+        return Found(own, "", "own")
+    return following_activation(slot.owner, w)

@@ -41,7 +41,7 @@ import keras
 
 from keras_weightinit import _graph as graph
 from keras_weightinit import _keras_internals as internals
-from keras_weightinit import _layer_table as table
+from keras_weightinit import _kinds as table
 from keras_weightinit.activations import resolve_activation
 
 GAMMA = "gamma"  # the branch ends in a normalization with a scale

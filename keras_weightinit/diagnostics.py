@@ -34,7 +34,7 @@ import numpy as np
 
 from keras_weightinit import _graph as graph
 from keras_weightinit import _keras_internals as internals
-from keras_weightinit import _layer_table as table
+from keras_weightinit import _kinds as table
 from keras_weightinit import _residual
 from keras_weightinit.activations import is_activation_layer, resolve_activation
 

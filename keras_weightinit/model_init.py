@@ -39,7 +39,7 @@ Decisions, layer by layer (fans: see `keras_weightinit.layer_fans`):
   normalize their input (pre-LN) or the embeddings are normalized first
   (BERT). An untied one's `reverse_embeddings` is a linear map.
 - Grouped convolutions: fan_out is `∏k·out/groups` (see
-  `keras_weightinit._layer_table`), folded into the written scale.
+  `keras_weightinit._kinds`), folded into the written scale.
 - Normalization layers and PReLU own weights but no kernel: kept.
 - Anything else that owns weights: left unchanged and listed in
   `report.skipped`, as are layers whose activation is not a Keras one
@@ -94,12 +94,12 @@ import numpy as np
 from keras_weightinit import _forward, _moments, _residual
 from keras_weightinit import _graph as graph
 from keras_weightinit import _keras_internals as internals
-from keras_weightinit import _layer_table as table
-from keras_weightinit._layer_table import Fans, layer_fans
+from keras_weightinit import _kinds as table
+from keras_weightinit._kinds import layer_fans  # re-exported (as is `Fans`): older imports
 from keras_weightinit._validation import check_bool, check_choice, check_positive_finite
 from keras_weightinit.activations import resolve_activation
 from keras_weightinit.factory import check_gain, for_activation
-from keras_weightinit.fans import compute_fans
+from keras_weightinit.fans import Fans, compute_fans
 from keras_weightinit.initializers import SEED_LIMIT, VarianceScalingCustom
 from keras_weightinit.report import (
     NO_KERNEL,
@@ -295,16 +295,7 @@ def _plan(model, distribution, gain, seed, orthogonal):
         unit: list[_Plan] = []
         try:
             for slot in slots:
-                if slot.role in (table.LINEAR, table.TIED):
-                    found = graph.Found(None, "linear", "none")
-                elif slot.role in (table.RNN_INPUT, table.RECURRENT):
-                    found = graph.Found(layer.activation, "", "own")
-                else:
-                    own = getattr(layer, "activation", None)
-                    if own is not None and not _is_linear(own):
-                        found = graph.Found(own, "", "own")
-                    else:
-                        found = graph.following_activation(layer, w)
+                found = graph.activation_of(slot, w)
                 name = _activation_name(found.activation, gain)
                 kwargs = {"distribution": distribution}
                 if gain is not None:
@@ -335,13 +326,6 @@ def _plan(model, distribution, gain, seed, orthogonal):
         last.lsuv_target = last.slot.role in (table.KERNEL, table.LINEAR)
         plans.append(unit)
     return plans, skipped
-
-
-def _is_linear(activation) -> bool:
-    try:
-        return resolve_activation(activation).name == "linear"
-    except ValueError:
-        return False  # a callable of the user's own: not the identity
 
 
 def _activation_name(activation, gain) -> str:
