@@ -12,9 +12,8 @@ or these attributes (the same test greps for them).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
-
-import keras
 
 #: The Keras release every accessor was checked against.
 KERAS_CHECKED = "3.15.1"
@@ -45,6 +44,7 @@ PRIVATE_ATTRIBUTES = (
 # -- layer classes -------------------------------------------------------------
 
 
+@functools.cache
 def _conv_bases() -> dict[str, type]:
     # Public API exports only the concrete Conv1D/2D/3D, ...Transpose,
     # DepthwiseConv1D/2D and SeparableConv1D/2D; a layer that subclasses a
@@ -229,7 +229,3 @@ def in_stateless_scope() -> bool:
     from keras.src.backend.common.stateless_scope import in_stateless_scope as inside
 
     return bool(inside())
-
-
-def is_variable(value: Any) -> bool:
-    return isinstance(value, keras.Variable)
