@@ -134,10 +134,15 @@ def is_unit(layer: Any) -> bool:
 
 @dataclasses.dataclass
 class Walk:
-    """A model's layers in forward order, with the container of each."""
+    """A model's layers in forward order, with the container of each.
+
+    `containers` are the layers walked into (nested models, blocks), in the
+    order they were entered.
+    """
 
     layers: list
     parent: dict[int, Any]
+    containers: list = dataclasses.field(default_factory=list)
 
 
 def walk(model: Any) -> Walk:
@@ -150,6 +155,7 @@ def walk(model: Any) -> Walk:
     """
     out: list = []
     parent: dict[int, Any] = {}
+    containers: list = []
     seen: set[int] = set()
 
     def visit(container: Any) -> None:
@@ -163,10 +169,11 @@ def walk(model: Any) -> Walk:
             else:
                 if table.own_variables(child):
                     out.append(child)
+                containers.append(child)
                 visit(child)
 
     visit(model)
-    return Walk(out, parent)
+    return Walk(out, parent, containers)
 
 
 def _entry_layers(container: Any, w: Walk) -> list:

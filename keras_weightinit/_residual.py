@@ -351,16 +351,13 @@ def _hub_branch(out, block, part, found, kind_name, post, inside) -> None:
 
 
 def find(model: Any) -> list[Branch]:
-    """Every residual branch of a built model, in the order found."""
+    """Every residual branch of a built model, in the walk's (forward) order."""
     out: list[Branch] = []
-    containers = [model] + [
-        layer
-        for layer in internals.sublayers(model, recursive=True)
-        if graph.graph_of(layer) is not None
-    ]
+    w = graph.walk(model)
+    containers = [model] + [c for c in w.containers if graph.graph_of(c) is not None]
     for container in containers:
         _functional(container, out)
-    for layer in internals.sublayers(model, recursive=True):
+    for layer in w.containers:
         if is_hub_block(layer):
             _hub(layer, out)
     return out
@@ -383,7 +380,7 @@ def branch_kernels(branch: Branch) -> list:
     end = end_variable(branch)
     found: dict[int, Any] = {}
     for top in branch.inside:
-        for layer in internals.sublayers(top, recursive=True, include_self=True):
+        for layer in [top] + graph.walk(top).layers:
             for slot in _slots(layer):
                 if slot.variable is not end:
                     found.setdefault(id(slot.variable), slot.variable)

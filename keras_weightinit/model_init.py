@@ -439,7 +439,7 @@ def _not_stored(model, plans) -> list[NotStored]:
                     "from its config draws the output projection without its residual scale",
                 )
             )
-    for layer in internals.sublayers(model, recursive=True):
+    for layer in graph.walk(model).containers:
         composite = (
             internals.has_sublayers(layer)
             and graph.graph_of(layer) is None
