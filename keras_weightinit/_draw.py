@@ -27,14 +27,23 @@ so that the peak stays near the tensor itself:
 
 Seeds follow Keras's conventions, so an int seed or a `SeedGenerator`
 selects the same stream `keras.random` would start from.
+
+`assign` writes many draws into their variables at once: on TensorFlow in
+one `tf.function` call (the same ops, so the same values), which runs the
+independent draws side by side on the CPU's threads and pays no per-op
+eager dispatch; `initialize` draws a whole model that way (ResNet50's 54
+kernels at 32x32: 0.64 of a forward pass, against 1.0 drawn one by one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from collections.abc import Sequence
 
 import keras
+import numpy as np
 
 # Below this many values the difference in peak memory is at most a few
 # MiB, and `keras.random` is called as is (TensorFlow, JAX).
@@ -86,6 +95,100 @@ def draw(
     return _draw_keras(distribution, shape, dtype, std, seed)
 
 
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One draw, fully decided: what `draw` takes, with an int seed."""
+
+    distribution: str
+    shape: tuple[int, ...]
+    dtype: str
+    std: float
+    seed: int
+
+
+def assign(draws: Sequence[tuple], values: Sequence[tuple] = ()) -> None:
+    """Assigns each `(variable, Request)` its draw and each `(variable, array)` its value.
+
+    The values are those `draw` gives for each request. A variable listed
+    twice is written in list order (draws first, then values).
+    """
+    if keras.backend.backend() == "tensorflow" and _graph_assignable(draws, values):
+        _assign_tensorflow(draws, values)
+        return
+    for variable, r in draws:
+        value = draw(r.distribution, r.shape, r.dtype, r.std, r.seed)
+        variable.assign(keras.ops.cast(value, variable.dtype))
+    for variable, value in values:
+        variable.assign(keras.ops.cast(value, variable.dtype))
+
+
+def _graph_assignable(draws, values) -> bool:
+    """Plain TensorFlow variables of the drawn dtypes (not mirrored, not autocast)."""
+    import tensorflow as tf
+
+    if not draws:
+        return False
+    for variable, r in draws:
+        v = variable.value
+        if not isinstance(v, tf.Variable) or isinstance(v, tf.distribute.DistributedValues):
+            return False
+        if v.dtype.name != r.dtype or math.prod(r.shape) == 0:
+            return False
+    return all(
+        isinstance(variable.value, tf.Variable)
+        and not isinstance(variable.value, tf.distribute.DistributedValues)
+        for variable, _ in values
+    )
+
+
+def _assign_tensorflow(draws, values) -> None:
+    import tensorflow as tf
+
+    # Keras's TensorFlow seeds: the pair (seed, 0) modulo 2**31 - 2, as int32.
+    seeds = np.array([[r.seed % (2**31 - 2), 0] for _, r in draws], dtype=np.int32)
+    params = np.array([sampler_parameter(r.distribution, r.std) for _, r in draws])
+    # The layout (distributions, shapes, dtypes) keys the traced function,
+    # which then takes any variables of that layout: another model of the
+    # same architecture reuses it.
+    signature = tuple((r.distribution, r.shape, r.dtype) for _, r in draws) + tuple(
+        ("value", tuple(value.shape), variable.dtype) for variable, value in values
+    )
+    _tf_assigner(signature)(
+        [variable.value for variable, _ in draws],
+        tf.constant(seeds),
+        tf.constant(params, tf.float64),
+        [variable.value for variable, _ in values],
+        [tf.convert_to_tensor(value, variable.value.dtype) for variable, value in values],
+    )
+
+
+@functools.lru_cache(maxsize=32)  # one traced function per model layout
+def _tf_assigner(signature: tuple):
+    import tensorflow as tf
+
+    kinds = [kind for kind, _, _ in signature]
+
+    def fill(variables, seeds, params, targets, new_values):
+        for i, (variable, kind) in enumerate(zip(variables, kinds)):
+            param = tf.cast(params[i], variable.dtype)
+            variable.assign(_tf_op(kind, variable.shape, seeds[i], param, variable.dtype))
+        for variable, value in zip(targets, new_values):
+            variable.assign(value)
+
+    return tf.function(fill, autograph=False)
+
+
+def _tf_op(distribution, shape, seed, param, tf_dtype):
+    """The stateless op `keras.random` runs for `distribution` on TensorFlow."""
+    import tensorflow as tf
+
+    if distribution == "normal":
+        return tf.random.stateless_normal(shape, seed, stddev=param, dtype=tf_dtype)
+    if distribution == "uniform":
+        return tf.random.stateless_uniform(shape, seed, minval=-param, maxval=param, dtype=tf_dtype)
+    return tf.random.stateless_truncated_normal(shape, seed, stddev=param, dtype=tf_dtype)
+
+
 def _empty(shape, dtype):
     """A tensor with no values: nothing to draw.
 
@@ -122,14 +225,7 @@ def _tf_sampler(distribution: str, dtype: str):
     tf_dtype = tf.as_dtype(dtype)
 
     def sample(shape, seed, param):
-        param = tf.cast(param, tf_dtype)
-        if distribution == "normal":
-            return tf.random.stateless_normal(shape, seed, stddev=param, dtype=tf_dtype)
-        if distribution == "uniform":
-            return tf.random.stateless_uniform(
-                shape, seed, minval=-param, maxval=param, dtype=tf_dtype
-            )
-        return tf.random.stateless_truncated_normal(shape, seed, stddev=param, dtype=tf_dtype)
+        return _tf_op(distribution, shape, seed, tf.cast(param, tf_dtype), tf_dtype)
 
     signature = [
         tf.TensorSpec([None], tf.int64),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import keras
@@ -242,3 +242,103 @@ def check_fits_dtype(std: float, dtype: str, scale: float, shape: tuple[int, ...
             f"(largest value {largest:.6g}): argument `scale` is too large for "
             f"this dtype. Received: scale={scale}, shape={shape}, dtype={dtype}"
         )
+
+
+# -- building blocks for the checks of the other modules -------------------------
+
+
+def is_number(value: Any) -> bool:
+    """Whether `value` is a real number (Python or NumPy); a bool is not one."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def is_integer(value: Any) -> bool:
+    """Whether `value` is an integer (Python or NumPy); a bool is not one."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_finite_real(value: Any, name: str, *, subject: str | None = None) -> float:
+    """Returns `value` as a float when it is a finite real number, or raises ValueError.
+
+    `subject` is how the message names the value (default: "Argument `name`"),
+    e.g. "The alpha of activation ELU()" for a parameter read off an object.
+    """
+    subject = subject or f"Argument `{name}`"
+    if not is_number(value):
+        raise ValueError(f"{subject} must be a real number. Received: {name}={value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{subject} must be finite. Received: {name}={value}")
+    return value
+
+
+def check_finite_numbers(values: Any, name: str) -> tuple[float, ...]:
+    """Returns `values` as a tuple of floats when it is an iterable of finite numbers."""
+    message = f"Argument `{name}` must be a sequence of finite numbers. Received: {name}={values!r}"
+    if isinstance(values, (str, bytes, dict)) or not isinstance(values, Iterable):
+        raise ValueError(message)
+    values = tuple(values)  # read once: a generator is not read twice
+    if not all(is_number(v) and math.isfinite(v) for v in values):
+        raise ValueError(message)
+    return tuple(float(v) for v in values)
+
+
+def check_choice_or_positive(value: Any, name: str, choices: Sequence[str]) -> str | float | None:
+    """Returns `value` when it is None, one of `choices` or a positive finite number.
+
+    A string outside `choices` is a ValueError, anything but None, a string or
+    a number a TypeError; the number goes through `check_positive_finite`.
+    """
+    if value is None:
+        return None
+    expected = (
+        f"Argument `{name}` must be None, {', '.join(map(repr, choices))} or a positive number."
+    )
+    if isinstance(value, str):
+        if value not in choices:
+            raise ValueError(f"{expected} Received: {name}={value!r}")
+        return value
+    if not is_number(value):
+        raise TypeError(f"{expected} Received: {name}={value!r} (of type {type(value).__name__})")
+    return check_positive_finite(value, name)
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """Returns `value` as an int when it is an integer >= 1, or raises ValueError."""
+    if not is_integer(value) or value < 1:
+        raise ValueError(
+            f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_below(value: float, name: str, limit: float) -> float:
+    """Returns `value` when it is below `limit`, or raises ValueError."""
+    if not value < limit:
+        raise ValueError(f"Argument `{name}` must be below {limit:g}. Received: {name}={value}")
+    return value
+
+
+def check_axes_pair(input_axes: Any, output_axes: Any) -> tuple[list[int] | None, list[int] | None]:
+    """Returns both axes arguments checked (`check_axes`), given together or not at all."""
+    ins = check_axes(input_axes, "input_axes")
+    outs = check_axes(output_axes, "output_axes")
+    if (ins is None) != (outs is None):
+        raise ValueError(
+            "Arguments `input_axes` and `output_axes` must be given together. "
+            f"Received: input_axes={input_axes}, output_axes={output_axes}"
+        )
+    return ins, outs
+
+
+def normalize_axes(axes: Sequence[int], rank: int, name: str) -> list[int]:
+    """`axes` as indices in `range(rank)` (negative ones count from the end), or raises."""
+    out = []
+    for axis in axes:
+        if not -rank <= axis < rank:
+            raise ValueError(
+                f"Argument `{name}` holds axis {axis}, which is out of range "
+                f"for a kernel of rank {rank}. Received: {name}={list(axes)}"
+            )
+        out.append(axis % rank)
+    return out

@@ -8,19 +8,11 @@ canonical Keras name, its parameters (Keras's own defaults filled in), the
 initializer family it calls for, and a NumPy float64 version of the function
 for numerical work (quadrature in `keras_weightinit.gains`).
 
-The family of every activation Keras 3 knows:
-
-- Glorot: `linear` (and `None`), `tanh`, `sigmoid`, `softmax`,
-  `log_softmax`, `sparsemax`, `hard_sigmoid`, `sparse_sigmoid`, `hard_tanh`,
-  `softsign`, `glu`, `exponential`, `hard_shrink`, `soft_shrink`,
-  `tanh_shrink`.
-- He: `relu`, `relu6`, `leaky_relu`, `elu`, `celu`, `gelu`, `silu`
-  (`swish`), `hard_silu` (`hard_swish`), `mish`, `softplus`, `squareplus`,
-  `sparse_plus`, `log_sigmoid`, `threshold` (with its arguments).
-- LeCun: `selu`.
-
-`NOTES` gives the reason for every choice that is not obvious, and `REFUSED`
-the forms refused on purpose.
+The family of every activation Keras 3 knows, and the reason for it, is one
+row of `_SPECS` (identity and saturating ones: Glorot; rectifiers and their
+smooth variants: He; selu: LeCun). `NOTES` (name -> reason) is read from it,
+`REFUSED` holds the forms refused on purpose, and the docs page's activation
+table is generated from it by `docs/hooks/activation_table.py`.
 """
 
 from __future__ import annotations
@@ -29,7 +21,6 @@ import difflib
 import functools
 import inspect
 import math
-import numbers
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +29,8 @@ from typing import Any, Literal
 import keras
 import numpy as np
 from scipy import special
+
+from keras_weightinit._validation import check_finite_real
 
 Family = Literal["glorot", "lecun", "he"]
 FAMILIES = ("glorot", "lecun", "he")
@@ -171,116 +164,134 @@ def _fixed(fn):
 class _Spec:
     family: Family
     make_fn: Callable[..., Callable[[np.ndarray], np.ndarray]]
+    why: str
     elementwise: bool = True
 
 
+# Reasons that hold for several rows, each written once.
+_SATURATING = "Saturating: Glorot's derivation assumes the linear regime around 0."
+_NORMALIZATION = "A normalization over an axis, used on outputs: Glorot."
+_SHRINKAGE = (
+    "Shrinkage (sparse coding): odd and slope 1 in both tails like `linear`, with a "
+    "dead zone around 0. No constant scale is depth-stable for it, so the neutral "
+    "Glorot is kept; pass `gain=` for a variance-preserving scale."
+)
+_SMOOTH_RECTIFIER = "A rectifier smoothed below 0, so He."
+_UNSTABLE_RECTIFIER = (
+    "A smooth ReLU, so He by default; no constant gain is depth-stable for it "
+    "(`E[f(s z)²] / s²` grows with s: see `keras_weightinit.gains`), so deep "
+    "stacks want LSUV."
+)
+
+#: The one activation table: canonical Keras name -> the family it calls for,
+#: why, and a NumPy float64 version of the function. `NOTES`, the docstrings
+#: and docs/activations.md's table (docs/hooks/activation_table.py) read it.
 _SPECS: dict[str, _Spec] = {
     # Identity and saturating: Glorot.
-    "linear": _Spec("glorot", _fixed(lambda x: x)),
-    "tanh": _Spec("glorot", _fixed(np.tanh)),
-    "sigmoid": _Spec("glorot", _fixed(special.expit)),
-    "hard_sigmoid": _Spec("glorot", _hard_sigmoid),
-    "sparse_sigmoid": _Spec("glorot", _fixed(lambda x: np.clip(0.5 * (x + 1), 0, 1))),
-    "hard_tanh": _Spec("glorot", _fixed(lambda x: np.clip(x, -1.0, 1.0))),
-    "softsign": _Spec("glorot", _fixed(lambda x: x / (1.0 + np.abs(x)))),
-    "softmax": _Spec("glorot", _softmax, elementwise=False),
-    "log_softmax": _Spec("glorot", _log_softmax, elementwise=False),
-    "sparsemax": _Spec("glorot", _sparsemax, elementwise=False),
-    "glu": _Spec("glorot", _glu, elementwise=False),
-    "exponential": _Spec("glorot", _fixed(np.exp)),
-    "hard_shrink": _Spec("glorot", _hard_shrink),
-    "soft_shrink": _Spec("glorot", _soft_shrink),
-    "tanh_shrink": _Spec("glorot", _fixed(lambda x: x - np.tanh(x))),
+    "linear": _Spec(
+        "glorot",
+        _fixed(lambda x: x),
+        "No nonlinearity (`None` means linear): Glorot's derivation is exact for it.",
+    ),
+    "tanh": _Spec(
+        "glorot",
+        _fixed(np.tanh),
+        "Glorot's derivation assumes the linear regime around 0, where tanh'(0) = 1. "
+        "PyTorch's 5/3 gain is an empirical choice that keeps the std of a deep tanh "
+        "stack from shrinking, not a variance-preserving constant: "
+        "`E[tanh(s z)²] < 1` for every s, so none exists. Ask for it with `gain=5/3`.",
+    ),
+    "sigmoid": _Spec("glorot", _fixed(special.expit), _SATURATING),
+    "hard_sigmoid": _Spec("glorot", _hard_sigmoid, _SATURATING),
+    "sparse_sigmoid": _Spec("glorot", _fixed(lambda x: np.clip(0.5 * (x + 1), 0, 1)), _SATURATING),
+    "hard_tanh": _Spec("glorot", _fixed(lambda x: np.clip(x, -1.0, 1.0)), _SATURATING),
+    "softsign": _Spec("glorot", _fixed(lambda x: x / (1.0 + np.abs(x))), _SATURATING),
+    "softmax": _Spec("glorot", _softmax, _NORMALIZATION, elementwise=False),
+    "log_softmax": _Spec("glorot", _log_softmax, _NORMALIZATION, elementwise=False),
+    "sparsemax": _Spec("glorot", _sparsemax, _NORMALIZATION, elementwise=False),
+    "glu": _Spec(
+        "glorot",
+        _glu,
+        "Not elementwise: half of the features times the sigmoid of the other half. "
+        "The gate saturates like a sigmoid, so Glorot.",
+        elementwise=False,
+    ),
+    "exponential": _Spec(
+        "glorot",
+        _fixed(np.exp),
+        "An output activation for positive quantities (rates, scales). "
+        "`E[exp(s z)²] = exp(2 s²) > 1` for every s > 0, so no scale preserves "
+        "variance; Keras's default family, Glorot, is kept.",
+    ),
+    "hard_shrink": _Spec("glorot", _hard_shrink, _SHRINKAGE),
+    "soft_shrink": _Spec("glorot", _soft_shrink, _SHRINKAGE),
+    "tanh_shrink": _Spec(
+        "glorot",
+        _fixed(lambda x: x - np.tanh(x)),
+        "Shrinkage: x - tanh(x) is odd and slope 1 in both tails like `linear`, flat "
+        "around 0. No constant scale is depth-stable for it, so the neutral Glorot is "
+        "kept; pass `gain=` for a variance-preserving scale.",
+    ),
     # Rectifiers and their smooth variants: He.
-    "relu": _Spec("he", _relu),
-    "relu6": _Spec("he", _fixed(lambda x: np.clip(x, 0.0, 6.0))),
-    "leaky_relu": _Spec("he", _leaky_relu),
-    "elu": _Spec("he", _elu),
-    "celu": _Spec("he", _celu),
-    "gelu": _Spec("he", _gelu),
-    "silu": _Spec("he", _fixed(lambda x: x * special.expit(x))),
-    "hard_silu": _Spec("he", _hard_silu),
-    "mish": _Spec("he", _mish),
-    "softplus": _Spec("he", _softplus),
-    "squareplus": _Spec("he", _squareplus),
-    "sparse_plus": _Spec("he", _sparse_plus),
-    "log_sigmoid": _Spec("he", _fixed(special.log_expit)),
-    "threshold": _Spec("he", _threshold),
+    "relu": _Spec(
+        "he",
+        _relu,
+        "The rectifier He et al. derived their scale for (`E[relu(z)²] = 1/2`). "
+        "`ReLU(negative_slope=a)` is a leaky rectifier, see `leaky_relu`.",
+    ),
+    "relu6": _Spec(
+        "he",
+        _fixed(lambda x: np.clip(x, 0.0, 6.0)),
+        "A ReLU clipped at 6: the clip only touches inputs beyond about 4 std at He scale, so He.",
+    ),
+    "leaky_relu": _Spec(
+        "he",
+        _leaky_relu,
+        "He et al.'s own formula for a negative slope a, variance "
+        "`2 / ((1 + a²) fan_in)`. Keras's two defaults differ: a = 0.2 for the "
+        "function, 0.3 for the `LeakyReLU` layer; `PReLU` counts with the slope it "
+        "starts from (0 by default: a ReLU).",
+    ),
+    "elu": _Spec("he", _elu, _SMOOTH_RECTIFIER),
+    "celu": _Spec("he", _celu, _SMOOTH_RECTIFIER),
+    "gelu": _Spec("he", _gelu, _UNSTABLE_RECTIFIER),
+    "silu": _Spec("he", _fixed(lambda x: x * special.expit(x)), _UNSTABLE_RECTIFIER),
+    "hard_silu": _Spec("he", _hard_silu, _UNSTABLE_RECTIFIER),
+    "mish": _Spec("he", _mish, _UNSTABLE_RECTIFIER),
+    "softplus": _Spec(
+        "he",
+        _softplus,
+        "A smooth ReLU (softplus(x) - relu(x) -> 0 far from 0), so He.",
+    ),
+    "squareplus": _Spec("he", _squareplus, "A smooth ReLU, (x + sqrt(x² + b)) / 2, so He."),
+    "sparse_plus": _Spec("he", _sparse_plus, "A ReLU with its kink smoothed over [-1, 1], so He."),
+    "log_sigmoid": _Spec(
+        "he",
+        _fixed(special.log_expit),
+        "log_sigmoid(x) = -softplus(-x): a mirrored softplus, one-sided like a "
+        "rectifier, with the same second moment as softplus, so He.",
+    ),
+    "threshold": _Spec(
+        "he",
+        _threshold,
+        "x above the threshold, a constant below: a shifted ReLU, so He.",
+    ),
     # Self-normalizing: LeCun.
-    "selu": _Spec("lecun", _selu),
+    "selu": _Spec(
+        "lecun",
+        _selu,
+        "SELU's constants make N(0, 1) an attracting fixed point of the layer map "
+        "when the weights have variance `1 / fan_in`: mean 0 and variance 1 come back "
+        "by themselves, layer after layer (Klambauer et al., 2017), and its gain is "
+        "exactly 1. Any other scale gives that self-normalization up, so LeCun.",
+    ),
 }
 
 #: Other names Keras accepts for the same function (`keras.activations.get`).
 ALIASES: dict[str, str] = {"swish": "silu", "hard_swish": "hard_silu"}
 
-#: Why a choice was made where the table alone does not make it obvious.
-NOTES: dict[str, str] = {
-    "linear": "No nonlinearity: Glorot's derivation is exact for it.",
-    "tanh": (
-        "Glorot's derivation assumes the linear regime around 0, where "
-        "tanh'(0) = 1; PyTorch's 5/3 gain is an empirical choice that keeps "
-        "the std of a deep tanh stack from shrinking, not a variance-"
-        "preserving constant (E[tanh(s z)^2] < 1 for every s, so none exists)."
-    ),
-    "selu": (
-        "SELU's constants make N(0, 1) an attracting fixed point of the "
-        "layer map when the weights have variance 1/fan_in; any other scale "
-        "breaks self-normalization, so LeCun (scale 1, fan_in)."
-    ),
-    "relu6": (
-        "A ReLU clipped at 6: the clip only touches inputs beyond about 4 std at He scale, so He."
-    ),
-    "gelu": (
-        "Smooth ReLU, so He by default; no constant gain is depth-stable for "
-        "it (E[f(s z)^2]/s^2 grows with s), see keras_weightinit.gains."
-    ),
-    "silu": (
-        "Smooth ReLU, so He by default; no constant gain is depth-stable for "
-        "it (E[f(s z)^2]/s^2 grows with s), see keras_weightinit.gains."
-    ),
-    "mish": (
-        "Smooth ReLU, so He by default; no constant gain is depth-stable for "
-        "it (E[f(s z)^2]/s^2 grows with s), see keras_weightinit.gains."
-    ),
-    "softplus": "A smooth ReLU (softplus(x) - relu(x) -> 0 for |x| large), so He.",
-    "squareplus": "A smooth ReLU, (x + sqrt(x^2 + b)) / 2, so He.",
-    "sparse_plus": "A ReLU with its kink smoothed over [-1, 1], so He.",
-    "log_sigmoid": (
-        "log_sigmoid(x) = -softplus(-x): a mirrored softplus, one-sided like "
-        "a rectifier, with the same second moment as softplus, so He."
-    ),
-    "exponential": (
-        "An output activation for positive quantities (rates, scales). "
-        "E[exp(s z)^2] = exp(2 s^2) > 1 for every s > 0, so no scale "
-        "preserves variance; Keras's default family, Glorot, is kept."
-    ),
-    "glu": (
-        "Not elementwise: half of the features times the sigmoid of the "
-        "other half. The gate saturates like a sigmoid, so Glorot."
-    ),
-    "softmax": "A normalization over an axis, used on outputs: Glorot.",
-    "log_softmax": "A normalization over an axis, used on outputs: Glorot.",
-    "sparsemax": "A normalization over an axis, used on outputs: Glorot.",
-    "hard_shrink": (
-        "Shrinkage (sparse coding): odd and slope 1 in both tails like "
-        "linear, with a dead zone around 0. No constant scale is depth-"
-        "stable for it, so the neutral Glorot is kept; pass gain= for a "
-        "variance-preserving scale."
-    ),
-    "soft_shrink": (
-        "Shrinkage (sparse coding): odd and slope 1 in both tails like "
-        "linear, with a dead zone around 0. No constant scale is depth-"
-        "stable for it, so the neutral Glorot is kept; pass gain= for a "
-        "variance-preserving scale."
-    ),
-    "tanh_shrink": (
-        "Shrinkage: x - tanh(x) is odd and slope 1 in both tails like "
-        "linear, flat around 0. No constant scale is depth-stable for it, "
-        "so the neutral Glorot is kept; pass gain= for a variance-preserving "
-        "scale."
-    ),
-    "threshold": "x above the threshold, a constant below: a shifted ReLU, so He.",
-}
+#: Why each activation gets its family: read from the table above.
+NOTES: dict[str, str] = {name: spec.why for name, spec in _SPECS.items()}
 
 #: Forms refused on purpose, with the reason (shown in the error).
 REFUSED: dict[str, str] = {
@@ -322,10 +333,9 @@ class ResolvedActivation:
             `0.3` for the `LeakyReLU` layer. Read-only.
         family: `"glorot"`, `"lecun"` or `"he"`: the initializer the
             activation calls for.
-        fn: The function on NumPy float64 arrays (elementwise unless
-            `elementwise` is False, for `softmax`, `log_softmax`, `sparsemax`
-            and `glu`, which act along `params["axis"]`).
-        elementwise: Whether `fn` acts on each element on its own.
+        fn: The function on NumPy float64 arrays.
+        elementwise: Whether `fn` acts on each element on its own (False for
+            the activations that act along `params["axis"]`).
     """
 
     name: str
@@ -441,17 +451,8 @@ def is_activation_layer(layer: Any) -> bool:
 
 
 def _check_real(value: Any, what: str, activation: Any) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"The {what} of activation {activation!r} must be a real number. "
-            f"Received: {what}={value!r}"
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(
-            f"The {what} of activation {activation!r} must be finite. Received: {what}={value}"
-        )
-    return value
+    """A parameter read off an activation: a finite real number, or a ValueError."""
+    return check_finite_real(value, what, subject=f"The {what} of activation {activation!r}")
 
 
 def _prelu_slope(layer: Any) -> float:
@@ -530,6 +531,75 @@ def _unknown_name(name: str) -> ValueError:
     )
 
 
+def _from_string(name: str) -> ResolvedActivation:
+    canonical = ALIASES.get(name, name)
+    if canonical not in _SPECS:
+        raise _unknown_name(name)
+    return _from_name(canonical, {}, name)
+
+
+def _from_partial(activation: functools.partial) -> ResolvedActivation:
+    """A `functools.partial` of a Keras activation function, with keywords only."""
+    known = _known_callables().get(id(activation.func))
+    if known is None or known[1] is not activation.func:
+        raise ValueError(
+            "A functools.partial activation must wrap a Keras activation "
+            f"function. Received: activation={activation!r}"
+        )
+    if activation.args:
+        raise ValueError(
+            "A functools.partial activation may bind keyword arguments "
+            f"only. Received: activation={activation!r}"
+        )
+    name, fn = known
+    defaults, required = _defaults(fn)
+    allowed = set(defaults) | set(required)
+    extra = sorted(set(activation.keywords) - allowed)
+    if extra:
+        raise ValueError(
+            f"Activation {name!r} takes no argument(s) {', '.join(extra)}; "
+            f"it takes {', '.join(sorted(allowed)) or 'none'}. "
+            f"Received: activation={activation!r}"
+        )
+    return _from_name(name, {**defaults, **activation.keywords}, activation)
+
+
+def _from_function(activation: Any) -> ResolvedActivation | None:
+    """A Keras activation function, or one another library registered; else None."""
+    known = _known_callables().get(id(activation))
+    if known is not None and known[1] is activation:
+        name, fn = known
+        return _from_name(name, _defaults(fn)[0], activation)
+    registered = _REGISTERED.get(_registered_name(activation))
+    if registered is not None:
+        name, keywords = registered
+        return _from_name(name, keywords, activation)
+    return None
+
+
+def _not_an_activation(activation: Any) -> ValueError:
+    """The error for an object that is no form of a Keras activation."""
+    if isinstance(activation, keras.layers.Layer):
+        *others, last = (cls.__name__ for cls in _activation_layer_classes())
+        return ValueError(
+            f"{type(activation).__name__} is not an activation layer. Activation "
+            f"layers are {', '.join(others)} and {last}. Received: activation={activation!r}"
+        )
+    if callable(activation):
+        return ValueError(
+            "Unknown activation: the callable is not one of Keras's activation "
+            "functions, so its initializer family is unknown. For a function "
+            "of your own, `keras_weightinit.gain(fn)` derives its gain and "
+            "`for_activation(fn, gain='second_moment')` (or 'fixed_point') an "
+            f"initializer from it. Received: activation={activation!r}"
+        )
+    return ValueError(
+        "Argument `activation` must be None, an activation name, a Keras "
+        "activation function or a Keras activation layer. "
+        f"Received: activation={activation!r} (of type {type(activation).__name__})"
+    )
+
+
 def resolve_activation(activation: Any) -> ResolvedActivation:
     """Resolves any form of a Keras activation to a `ResolvedActivation`.
 
@@ -574,59 +644,12 @@ def resolve_activation(activation: Any) -> ResolvedActivation:
     if activation is None:
         return _make("linear", {})
     if isinstance(activation, str):
-        name = ALIASES.get(activation, activation)
-        if name not in _SPECS:
-            raise _unknown_name(activation)
-        return _from_name(name, {}, activation)
+        return _from_string(activation)
     if is_activation_layer(activation):
         return _from_layer(activation)
     if isinstance(activation, functools.partial):
-        known = _known_callables().get(id(activation.func))
-        if known is None or known[1] is not activation.func:
-            raise ValueError(
-                "A functools.partial activation must wrap a Keras activation "
-                f"function. Received: activation={activation!r}"
-            )
-        if activation.args:
-            raise ValueError(
-                "A functools.partial activation may bind keyword arguments "
-                f"only. Received: activation={activation!r}"
-            )
-        name, fn = known
-        defaults, required = _defaults(fn)
-        allowed = set(defaults) | set(required)
-        extra = sorted(set(activation.keywords) - allowed)
-        if extra:
-            raise ValueError(
-                f"Activation {name!r} takes no argument(s) {', '.join(extra)}; "
-                f"it takes {', '.join(sorted(allowed)) or 'none'}. "
-                f"Received: activation={activation!r}"
-            )
-        return _from_name(name, {**defaults, **activation.keywords}, activation)
-    known = _known_callables().get(id(activation))
-    if known is not None and known[1] is activation:
-        name, fn = known
-        return _from_name(name, _defaults(fn)[0], activation)
-    registered = _REGISTERED.get(_registered_name(activation))
-    if registered is not None:
-        name, keywords = registered
-        return _from_name(name, keywords, activation)
-    if isinstance(activation, keras.layers.Layer):
-        raise ValueError(
-            f"{type(activation).__name__} is not an activation layer. Activation "
-            "layers are Activation, ReLU, LeakyReLU, ELU, PReLU and Softmax. "
-            f"Received: activation={activation!r}"
-        )
-    if callable(activation):
-        raise ValueError(
-            "Unknown activation: the callable is not one of Keras's activation "
-            "functions, so its initializer family is unknown. For a function "
-            "of your own, `keras_weightinit.gain(fn)` derives its gain and "
-            "`for_activation(fn, gain='second_moment')` (or 'fixed_point') an "
-            f"initializer from it. Received: activation={activation!r}"
-        )
-    raise ValueError(
-        "Argument `activation` must be None, an activation name, a Keras "
-        "activation function or a Keras activation layer. "
-        f"Received: activation={activation!r} (of type {type(activation).__name__})"
-    )
+        return _from_partial(activation)
+    resolved = _from_function(activation)
+    if resolved is None:
+        raise _not_an_activation(activation)
+    return resolved

@@ -1,21 +1,19 @@
 """`for_activation`: the right initializer for an activation.
 
-The default is the technique's table, extended to every activation Keras
-knows (see `keras_weightinit.activations` for the reasoning behind each
-choice); `gain=` opts in to a derived gain (see `keras_weightinit.gains`).
+The default is the family of the activation table in
+`keras_weightinit.activations` (with the reason for each choice); `gain=`
+opts in to a derived gain (see `keras_weightinit.gains`).
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import keras
-import numpy as np
 
 from keras_weightinit import gains as _gains
-from keras_weightinit._validation import check_choice, check_positive_finite
+from keras_weightinit._validation import check_choice, check_choice_or_positive
 from keras_weightinit.activations import resolve_activation
 from keras_weightinit.initializers import (
     GlorotNormalCustom,
@@ -57,39 +55,14 @@ def for_activation(
 ) -> VarianceScalingCustom:
     """The initializer an activation calls for, as a serializable instance.
 
-    By default the family of the technique's table, extended to every
-    activation Keras 3 knows:
-
-    | family | variance | activations |
-    | ------ | -------- | ----------- |
-    | Glorot | `2 / (fan_in + fan_out)` | None, linear, tanh, sigmoid, softmax, |
-    |        |          | log_softmax, sparsemax, hard_sigmoid, sparse_sigmoid, |
-    |        |          | hard_tanh, softsign, glu, exponential, hard_shrink, |
-    |        |          | soft_shrink, tanh_shrink |
-    | He     | `2 / fan_in` | relu, relu6, elu, celu, gelu, silu (swish), hard_silu |
-    |        |          | (hard_swish), mish, softplus, squareplus, sparse_plus, |
-    |        |          | log_sigmoid, threshold (with its arguments) |
-    | He, leaky | `2 / ((1 + a²) fan_in)` | leaky_relu (function: a = 0.2), |
-    |        |          | LeakyReLU (layer: a = 0.3), ReLU(negative_slope=a), |
-    |        |          | PReLU (a = the slope it starts from) |
-    | LeCun  | `1 / fan_in` | selu |
-
-    Choices that are not obvious:
-
-    - SELU wants LeCun because its constants make N(0, 1) an attracting
-      fixed point only when the weights have variance `1 / fan_in`; any other
-      scale gives up self-normalization.
-    - tanh stays on Glorot, whose derivation assumes the linear regime around
-      0 where tanh'(0) = 1. PyTorch suggests a gain of 5/3, an empirical
-      choice that keeps a deep tanh stack's std from shrinking; no constant
-      preserves tanh's variance (`E[tanh(s z)²] < 1` for every s). Ask for it
-      with `gain=5/3`.
-    - gelu, silu and mish get He, but no constant gain is depth-stable for
-      them: `E[f(s z)²] / s²` rises with s, so their variance map's fixed
-      point repels (He lets the signal vanish with depth, their
-      second-moment gain lets it grow). Use LSUV for deep stacks.
-    - The shrinkage functions and `exponential` keep the neutral Glorot:
-      neither family fits them (see `keras_weightinit.activations.NOTES`).
+    By default the preset of the activation's family (Glorot, He or LeCun).
+    The family of every activation Keras 3 knows, and the reason for each
+    choice, is one table in `keras_weightinit.activations`, shown on the docs
+    page [Activations, the factory and
+    gains](activations.md#the-default-every-keras-activation-mapped).
+    A leaky rectifier with negative slope `a != 0` (`leaky_relu`,
+    `LeakyReLU`, `ReLU(negative_slope=a)`, `PReLU`) gets He et al.'s
+    `VarianceScalingCustom(scale=2 / (1 + a²), mode="fan_in")`.
 
     Opt-in gains, `gain=` (see `keras_weightinit.gain` for their table):
 
@@ -177,21 +150,7 @@ def for_activation(
 
 def check_gain(gain: Any) -> str | float | None:
     """Returns a valid `gain` argument (None, a method name or a float), or raises."""
-    if gain is None:
-        return None
-    if isinstance(gain, str):
-        if gain not in _gains.METHODS:
-            raise ValueError(
-                "Argument `gain` must be None, 'second_moment', 'fixed_point' or "
-                f"a positive number. Received: gain={gain!r}"
-            )
-        return gain
-    if isinstance(gain, (bool, np.bool_)) or not isinstance(gain, numbers.Real):
-        raise TypeError(
-            "Argument `gain` must be None, 'second_moment', 'fixed_point' or a "
-            f"positive number. Received: gain={gain!r} (of type {type(gain).__name__})"
-        )
-    return check_positive_finite(gain, "gain")
+    return check_choice_or_positive(gain, "gain", _gains.METHODS)
 
 
 def _check_activation(activation: Any) -> None:

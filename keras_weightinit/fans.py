@@ -29,7 +29,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from keras_weightinit._validation import check_axes, check_shape
+from keras_weightinit._validation import check_axes_pair, check_shape, normalize_axes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,18 +47,6 @@ class Fans:
     fan_out: int
     input_axes: list[int]
     output_axes: list[int]
-
-
-def _normalize_axes(axes: Sequence[int], rank: int, name: str) -> list[int]:
-    out = []
-    for axis in axes:
-        if not -rank <= axis < rank:
-            raise ValueError(
-                f"Argument `{name}` holds axis {axis}, which is out of range "
-                f"for a kernel of rank {rank}. Received: {name}={list(axes)}"
-            )
-        out.append(axis % rank)
-    return out
 
 
 def compute_fans(
@@ -89,17 +77,11 @@ def compute_fans(
         A tuple of Python ints `(fan_in, fan_out)`.
     """
     shape = check_shape(shape)
-    input_axes = check_axes(input_axes, "input_axes")
-    output_axes = check_axes(output_axes, "output_axes")
+    input_axes, output_axes = check_axes_pair(input_axes, output_axes)
     rank = len(shape)
-    if (input_axes is None) != (output_axes is None):
-        raise ValueError(
-            "Arguments `input_axes` and `output_axes` must be given together. "
-            f"Received: input_axes={input_axes}, output_axes={output_axes}"
-        )
     if input_axes is not None:
-        ins = _normalize_axes(input_axes, rank, "input_axes")
-        outs = _normalize_axes(output_axes, rank, "output_axes")
+        ins = normalize_axes(input_axes, rank, "input_axes")
+        outs = normalize_axes(output_axes, rank, "output_axes")
         return math.prod(shape[i] for i in ins), math.prod(shape[i] for i in outs)
     if rank == 0:
         return 1, 1

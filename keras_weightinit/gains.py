@@ -48,8 +48,7 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import keras
@@ -58,6 +57,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import Legendre, leggauss
 from scipy import optimize, special
 
+from keras_weightinit._validation import check_choice, check_finite_numbers
 from keras_weightinit.activations import (
     ResolvedActivation,
     is_activation_layer,
@@ -250,8 +250,8 @@ def _adaptive_expect_square(fn, sigma: float, breakpoints: Sequence[float] = ())
 _PROBE = np.array([-2.9, -1.7, -0.6, 0.0, 0.4, 1.1, 2.6])  # asymmetric on purpose
 
 
-def _checked_user_function(activation: Callable) -> Callable[[np.ndarray], np.ndarray]:
-    """`activation` as a NumPy function, after checking it works elementwise."""
+def _as_numpy_function(activation: Callable) -> Callable[[np.ndarray], np.ndarray]:
+    """`activation` with its output as a real float64 NumPy array, or a ValueError."""
 
     def evaluate(x: np.ndarray) -> np.ndarray:
         y = activation(x)
@@ -272,32 +272,51 @@ def _checked_user_function(activation: Callable) -> Callable[[np.ndarray], np.nd
             )
         return y.astype(np.float64)
 
-    def precision(x: np.ndarray) -> float:
-        y = activation(x)
-        dtype = np.dtype(keras.backend.standardize_dtype(getattr(y, "dtype", "float64")))
-        return float(np.finfo(dtype).eps) if dtype.kind == "f" else np.finfo(np.float64).eps
+    return evaluate
 
+
+def _precision(activation: Callable, x: np.ndarray) -> float:
+    """The machine epsilon of what `activation` returns (float64's for non-floats)."""
+    y = activation(x)
+    dtype = np.dtype(keras.backend.standardize_dtype(getattr(y, "dtype", "float64")))
+    return float(np.finfo(dtype).eps) if dtype.kind == "f" else np.finfo(np.float64).eps
+
+
+def _on_probe(activation: Callable, evaluate: Callable) -> tuple[dict[str, np.ndarray], float]:
+    """`evaluate` on the probe, on its two halves and on it reversed; the precision.
+
+    An error the activation raises becomes a ValueError that says it could
+    not be evaluated; one of `evaluate`'s own (it names the activation) stays.
+    """
     probe = _PROBE
     try:
         with np.errstate(all="ignore"):
-            out = evaluate(probe)
-            if out.shape == probe.shape:
-                split = np.concatenate([evaluate(probe[:3]), evaluate(probe[3:])])
-                reverse = evaluate(probe[::-1])[::-1]
-            evaluate.eps = precision(probe)
+            out = {"whole": evaluate(probe)}
+            if out["whole"].shape == probe.shape:
+                out["its two halves alone"] = np.concatenate(
+                    [evaluate(probe[:3]), evaluate(probe[3:])]
+                )
+                out["the array reversed"] = evaluate(probe[::-1])[::-1]
+            eps = _precision(activation, probe)
     except ValueError as error:
         if "Received: activation=" in str(error):
             raise
         raise _not_evaluable(activation, error) from error
     except Exception as error:
         raise _not_evaluable(activation, error) from error
+    return out, eps
+
+
+def _check_elementwise(activation: Callable, values: dict[str, np.ndarray]) -> None:
+    """Raises unless the probe's values agree however the array is cut or ordered."""
+    probe, out = _PROBE, values.pop("whole")
     if out.shape != probe.shape:
         raise ValueError(
             "The activation is not elementwise: it must act elementwise, but on an "
             f"array of shape {probe.shape} it returned shape {out.shape}. "
             f"Received: activation={activation!r}"
         )
-    for other, how in ((split, "its two halves alone"), (reverse, "the array reversed")):
+    for how, other in values.items():
         if other.shape != out.shape or not np.allclose(
             other, out, rtol=1e-9, atol=1e-12, equal_nan=True
         ):
@@ -308,6 +327,13 @@ def _checked_user_function(activation: Callable) -> Callable[[np.ndarray], np.nd
                 "functions applied to each value on its own (softmax-like "
                 f"functions have none). Received: activation={activation!r}"
             )
+
+
+def _checked_user_function(activation: Callable) -> Callable[[np.ndarray], np.ndarray]:
+    """`activation` as a NumPy function, after checking it works elementwise."""
+    evaluate = _as_numpy_function(activation)
+    values, evaluate.eps = _on_probe(activation, evaluate)
+    _check_elementwise(activation, values)
     return evaluate
 
 
@@ -480,24 +506,9 @@ def gain(
           networks through transient chaos" (the variance map and its fixed
           points).
     """
-    if method not in METHODS:
-        raise ValueError(
-            f"Argument `method` must be one of {', '.join(map(repr, METHODS))}. "
-            f"Received: method={method!r}"
-        )
+    method = check_choice(method, "method", METHODS)
     if breakpoints is not None:
-        if (
-            isinstance(breakpoints, (str, bytes, dict))
-            or not isinstance(breakpoints, Iterable)
-            or not all(
-                isinstance(b, numbers.Real) and not isinstance(b, bool) and math.isfinite(b)
-                for b in breakpoints
-            )
-        ):
-            raise ValueError(
-                "Argument `breakpoints` must be a sequence of finite numbers. "
-                f"Received: breakpoints={breakpoints!r}"
-            )
+        breakpoints = check_finite_numbers(breakpoints, "breakpoints")
     if isinstance(activation, keras.layers.Layer) and not is_activation_layer(activation):
         resolve_activation(activation)  # raises the "not an activation layer" error
     name, moment, exact = _moment_function(activation, breakpoints)

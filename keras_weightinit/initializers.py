@@ -43,7 +43,7 @@ import numpy as np
 
 from keras_weightinit import _keras_internals as internals
 from keras_weightinit._draw import TRUNCATED_NORMAL_STD as TRUNCATED_NORMAL_STD
-from keras_weightinit._draw import draw
+from keras_weightinit._draw import Request, draw
 from keras_weightinit._sharding import draw_with_layout
 from keras_weightinit._validation import (
     check_axes,
@@ -348,12 +348,7 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
         `keras.distribution` setting: the values are drawn for the global
         `shape`, with its fans, and laid out shard by shard.
         """
-        shape = check_shape(shape)
-        dtype = check_float_dtype(dtype)
-        if layout is None:  # a sharded tensor may exceed one host's memory
-            check_size(shape, dtype)
-        std = self.stddev(shape)
-        check_fits_dtype(std, dtype, self.scale, shape)
+        shape, dtype, std = self._checked(shape, dtype, layout)
         if self._base_seed is None:  # a SeedGenerator
             self._check_generator_not_traced()
             with _GENERATOR_LOCK:
@@ -369,6 +364,28 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
                 stacklevel=2,
             )
         return self._draw(shape, dtype, std, self._next_seed(), layout)
+
+    def _checked(self, shape, dtype, layout=None):
+        shape = check_shape(shape)
+        dtype = check_float_dtype(dtype)
+        if layout is None:  # a sharded tensor may exceed one host's memory
+            check_size(shape, dtype)
+        std = self.stddev(shape)
+        check_fits_dtype(std, dtype, self.scale, shape)
+        return shape, dtype, std
+
+    def request(self, shape, dtype=None) -> Request | None:
+        """The draw the next call would make, decided but not made.
+
+        Takes the call's seed (the next call draws the one after), so that
+        `keras_weightinit._draw.assign` can make many draws in one go with
+        the values calls would give. None for a `SeedGenerator` seed, whose
+        state only a call advances.
+        """
+        if self._base_seed is None:
+            return None
+        shape, dtype, std = self._checked(shape, dtype)
+        return Request(self.distribution, shape, dtype, std, self._next_seed())
 
     def _draw(self, shape, dtype, std, seed, layout):
         if layout is not None:

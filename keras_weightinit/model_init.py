@@ -91,7 +91,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_weightinit import _forward, _moments, _residual
+from keras_weightinit import _draw, _forward, _moments, _residual
 from keras_weightinit import _graph as graph
 from keras_weightinit import _keras_internals as internals
 from keras_weightinit import _kinds as table
@@ -486,13 +486,35 @@ def _rebuilt(plan: _Plan, seed, factor: float):
     return type(draw).from_config({**config, "seed": seed})
 
 
-def _zero_bias(slot: table.Slot) -> None:
-    bias = slot.bias
-    value = np.zeros(tuple(bias.shape), dtype=np.float64)
+def _zero_bias(slot: table.Slot) -> np.ndarray:
+    """The bias `bias="zeros"` writes: zeros, but Keras's forget-gate ones in an LSTM."""
+    value = np.zeros(tuple(slot.bias.shape), dtype=np.float64)
     cell = slot.holder
     if isinstance(cell, keras.layers.LSTMCell) and cell.unit_forget_bias and value.ndim == 1:
-        value[cell.units : 2 * cell.units] = 1.0  # Keras's forget-gate bias
-    bias.assign(keras.ops.cast(value, bias.dtype))
+        value[cell.units : 2 * cell.units] = 1.0
+    return value
+
+
+def _draw_all(plans, zero_bias: bool) -> None:
+    """Draws every kernel (and zeroes the biases) with the values each initializer's call gives.
+
+    The draws an initializer can describe ahead (`request`) are made in one
+    go (`_draw.assign`: one compiled call on TensorFlow); the others
+    (orthogonal, a `SeedGenerator` seed) by calling it.
+    """
+    draws, values = [], []
+    for unit in plans:
+        for p in unit:
+            var = p.slot.variable
+            request = getattr(p.draw, "request", None)
+            r = request(p.slot.shape, var.dtype) if request is not None else None
+            if r is None:
+                var.assign(keras.ops.cast(p.draw(p.slot.shape, dtype=var.dtype), var.dtype))
+            else:
+                draws.append((var, r))
+            if zero_bias and p.slot.bias is not None:
+                values.append((p.slot.bias, _zero_bias(p.slot)))
+    _draw.assign(draws, values)
 
 
 def _variables_touched(plans) -> list:
@@ -660,12 +682,7 @@ def initialize(
     touched = _variables_touched(plans) + [layer.gamma for layer, _ in gammas]
     snapshot = _forward.snapshot(touched)
     try:
-        for unit in plans:
-            for p in unit:
-                var = p.slot.variable
-                var.assign(keras.ops.cast(p.draw(p.slot.shape, dtype=var.dtype), var.dtype))
-                if bias == "zeros" and p.slot.bias is not None:
-                    _zero_bias(p.slot)
+        _draw_all(plans, bias == "zeros")
         for layer, value in gammas:
             _set_gamma(layer, value)
         # In forward order, a layer's input depends only on the layers

@@ -18,7 +18,8 @@ from tests.helpers import to_numpy
 # The family each Keras activation calls for, written from the technique's
 # rules (docs/activations.md), not from the module under test: saturating ones and the identity ->
 # Glorot, rectifiers and smooth rectifiers -> He, selu -> LeCun. The choices
-# the spec leaves open are decided in keras_weightinit.activations.NOTES.
+# the spec leaves open are decided, with their reasons, in the rows of
+# keras_weightinit.activations._SPECS (read out as NOTES).
 EXPECTED_FAMILY = {
     "linear": "glorot",
     "tanh": "glorot",
@@ -112,6 +113,14 @@ def test_every_non_obvious_choice_is_explained():
     obvious |= {"hard_sigmoid", "sparse_sigmoid", "hard_tanh", "softsign"}
     for name in set(A.known_names()) - set(A.ALIASES) - obvious:
         assert name in A.NOTES, name
+
+
+def test_every_row_carries_its_reason_and_notes_reads_them():
+    # NOTES is the table's reasons, one per canonical name, each a sentence;
+    # an alias shares its target's row and reason.
+    canonical = set(A.known_names()) - set(A.ALIASES)
+    assert set(A.NOTES) == canonical
+    assert all(why.strip().endswith(".") for why in A.NOTES.values()), A.NOTES
 
 
 def test_aliases_resolve_to_their_target():

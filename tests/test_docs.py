@@ -152,6 +152,28 @@ def test_activation_table_gives_the_family_the_code_chooses():
     assert checked >= 30, checked
 
 
+def _activation_table_generator():
+    """docs/hooks/activation_table.py, which writes the table from the code."""
+    path = DOCS / "hooks" / "activation_table.py"
+    spec = importlib.util.spec_from_file_location("activation_table", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_activation_table_is_generated_from_the_code():
+    generator = _activation_table_generator()
+    page = (DOCS / "activations.md").read_text(encoding="utf-8")
+    assert generator.written(page) == generator.render(), (
+        "docs/activations.md's activation table differs from keras_weightinit.activations: "
+        "run `python docs/hooks/activation_table.py`"
+    )
+    # Every reason of the code, and every name, is on the page.
+    table = _section(page, ACTIVATION_TABLE)
+    for name, why in A.NOTES.items():
+        assert f"`{name}`" in table and why in table, name
+
+
 # -- the API reference and the architecture page ----------------------------------------
 
 
