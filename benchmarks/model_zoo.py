@@ -31,12 +31,14 @@ from __future__ import annotations
 import argparse
 import collections
 import gc
+import importlib.util
 import os
 import platform
 import re
 import sys
 import time
 import traceback
+from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -52,71 +54,50 @@ LSUV_BAND = (0.9, 1.1)
 SEED = 0
 BATCH = 16  # LSUV's least batch
 SEQ = 16
-VOCAB = 1000
-TINY = dict(num_layers=2, hidden_dim=64, intermediate_dim=128)
+
+
+def _load_zoo():
+    """tests/zoo.py, the builders and tiny configs the zoo tests use too.
+
+    Loaded by its path: this script runs with benchmarks/ first on sys.path,
+    and putting the checkout there instead would change which
+    keras_weightinit it imports. tests/zoo.py imports only Keras (and
+    keras-hub when asked), so it needs nothing else from tests/.
+    """
+    path = Path(__file__).resolve().parents[1] / "tests" / "zoo.py"
+    spec = importlib.util.spec_from_file_location("keras_weightinit_test_zoo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+zoo_models = _load_zoo()
+VOCAB = zoo_models.VOCAB
 
 
 def _app(name: str, size: int = 32, **extra):
     def build():
-        kwargs = dict(weights=None, input_shape=(size, size, 3), classes=10)
-        kwargs.update(extra)
+        # The caller seeds (run_one): seed=None leaves the global seed alone.
         try:
-            return getattr(keras.applications, name)(classifier_activation=None, **kwargs)
+            return zoo_models.application(
+                name, size, seed=None, classifier_activation=None, **extra
+            )
         except TypeError:  # a constructor without `classifier_activation`
-            return getattr(keras.applications, name)(**kwargs)
+            return zoo_models.application(name, size, seed=None, **extra)
 
     return build, ("image", (size, size, 3))
 
 
 def _hub(name: str, **kwargs):
     def build():
-        import keras_hub
-
-        return getattr(keras_hub.models, name)(**kwargs)
+        return zoo_models.hub_backbone(name, seed=None, **kwargs)
 
     return build, ("tokens", None)
-
-
-def _text(cell: str):
-    def build():
-        layer = getattr(keras.layers, cell)
-        inputs = keras.Input((SEQ,), dtype="int32")
-        x = keras.layers.Embedding(VOCAB, 64)(inputs)
-        x = keras.layers.Bidirectional(layer(64, return_sequences=True))(x)
-        x = layer(64)(x)
-        x = keras.layers.Dense(64, activation="relu")(x)
-        return keras.Model(inputs, keras.layers.Dense(5)(x), name=f"{cell.lower()}_classifier")
-
-    return build, ("tokens", None)
-
-
-def _unet():
-    def build():
-        L = keras.layers
-        inputs = keras.Input((32, 32, 3))
-
-        def block(x, f):
-            x = L.Conv2D(f, 3, padding="same", use_bias=False)(x)
-            x = L.ReLU()(L.BatchNormalization()(x))
-            x = L.Conv2D(f, 3, padding="same", use_bias=False)(x)
-            return L.ReLU()(L.BatchNormalization()(x))
-
-        skips, x = [], inputs
-        for f in (16, 32, 64):
-            x = block(x, f)
-            skips.append(x)
-            x = L.MaxPooling2D()(x)
-        x = block(x, 128)
-        for f, skip in zip((64, 32, 16), reversed(skips)):
-            x = L.Conv2DTranspose(f, 2, strides=2, activation="relu")(x)
-            x = block(L.Concatenate()([x, skip]), f)
-        return keras.Model(inputs, L.Conv2D(2, 1)(x), name="unet")
-
-    return build, ("image", (32, 32, 3))
 
 
 def zoo() -> dict:
-    hub_text = dict(vocabulary_size=VOCAB, num_heads=2, **TINY)
+    image = ("image", (32, 32, 3))
+    tokens = ("tokens", None)
     return {
         "ResNet50": _app("ResNet50"),
         "ResNet50V2": _app("ResNet50V2"),
@@ -130,34 +111,17 @@ def zoo() -> dict:
         "NASNetMobile": _app("NASNetMobile"),
         "ConvNeXtTiny": _app("ConvNeXtTiny", include_preprocessing=False),
         "VGG16": _app("VGG16"),
-        "BertBackbone": _hub("BertBackbone", max_sequence_length=SEQ, **hub_text),
-        "GPT2Backbone": _hub("GPT2Backbone", max_sequence_length=SEQ, **hub_text),
-        "LlamaBackbone": _hub(
-            "LlamaBackbone",
-            vocabulary_size=VOCAB,
-            num_query_heads=2,
-            num_key_value_heads=2,
-            **TINY,
-        ),
-        "ViTBackbone": (
-            _hub(
-                "ViTBackbone",
-                image_shape=(32, 32, 3),
-                patch_size=8,
-                num_layers=2,
-                num_heads=2,
-                hidden_dim=64,
-                mlp_dim=128,
-            )[0],
-            ("image", (32, 32, 3)),
-        ),
-        "BartBackbone": _hub("BartBackbone", max_sequence_length=SEQ, **hub_text),
-        "T5Backbone": _hub("T5Backbone", key_value_dim=32, **hub_text),
-        "DistilBertBackbone": _hub("DistilBertBackbone", max_sequence_length=SEQ, **hub_text),
-        "RobertaBackbone": _hub("RobertaBackbone", max_sequence_length=SEQ, **hub_text),
-        "LSTMClassifier": _text("LSTM"),
-        "GRUClassifier": _text("GRU"),
-        "UNet": _unet(),
+        "BertBackbone": _hub("BertBackbone", max_sequence_length=SEQ),
+        "GPT2Backbone": _hub("GPT2Backbone", max_sequence_length=SEQ),
+        "LlamaBackbone": _hub("LlamaBackbone"),
+        "ViTBackbone": (_hub("ViTBackbone")[0], image),
+        "BartBackbone": _hub("BartBackbone", max_sequence_length=SEQ),
+        "T5Backbone": _hub("T5Backbone"),
+        "DistilBertBackbone": _hub("DistilBertBackbone", max_sequence_length=SEQ),
+        "RobertaBackbone": _hub("RobertaBackbone", max_sequence_length=SEQ),
+        "LSTMClassifier": (lambda: zoo_models.text_classifier("LSTM", SEQ), tokens),
+        "GRUClassifier": (lambda: zoo_models.text_classifier("GRU", SEQ), tokens),
+        "UNet": (zoo_models.unet, image),
     }
 
 

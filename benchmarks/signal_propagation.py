@@ -70,7 +70,9 @@ import argparse
 import json
 import math
 import os
+import pathlib
 import platform
+import runpy
 import sys
 import time
 
@@ -534,27 +536,11 @@ RESIDUAL_TARGETS = {"mlp": 3.0, "transformer": 2.0}
 RESIDUAL_APPS = ("ResNet50", "ResNet50V2", "MobileNetV2")
 
 
-def residual_mlp(depth: int = 24, width: int = 128) -> keras.Model:
-    """``x = x + Dense(Dense_relu(x))`` ``depth`` times, no normalization."""
-    inp = keras.Input((width,))
-    x = inp
-    for _ in range(depth):
-        h = keras.layers.Dense(width, activation="relu")(x)
-        x = keras.layers.Add()([x, keras.layers.Dense(width)(h)])
-    return keras.Model(inp, x)
-
-
-def pre_ln_transformer(depth: int = 8, dim: int = 64, seq: int = 16) -> keras.Model:
-    """``depth`` pre-LN blocks: ``x + MHA(LN(x))``, then ``x + FFN_gelu(LN(x))``."""
-    inp = keras.Input((seq, dim))
-    x = inp
-    for _ in range(depth):
-        h = keras.layers.LayerNormalization()(x)
-        x = keras.layers.Add()([x, keras.layers.MultiHeadAttention(4, dim // 4)(h, h)])
-        h = keras.layers.LayerNormalization()(x)
-        h = keras.layers.Dense(4 * dim, activation="gelu")(h)
-        x = keras.layers.Add()([x, keras.layers.Dense(dim)(h)])
-    return keras.Model(inp, x)
+# The residual models the zoo tests use too (tests/zoo.py, read by its path:
+# this script runs with benchmarks/ first on sys.path).
+_ZOO = runpy.run_path(str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "zoo.py"))
+residual_mlp = _ZOO["residual_mlp"]
+pre_ln_transformer = _ZOO["pre_ln_transformer"]
 
 
 def add_stds(model, x) -> tuple[list[float], float]:

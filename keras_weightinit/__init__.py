@@ -5,6 +5,9 @@ names (`"he_uniform_custom"`, ...) work in any layer and saved models that use
 them reload. Import it before loading such a model.
 """
 
+# First, before anything imports Keras: quiets TensorFlow's start-up lines in
+# the `keras-weightinit` command's own process, and only there (see _startup).
+from keras_weightinit import _startup  # noqa: F401
 from keras_weightinit._kinds import layer_fans as layer_fans
 from keras_weightinit.activations import resolve_activation as resolve_activation
 from keras_weightinit.diagnostics import Diagnosis as Diagnosis

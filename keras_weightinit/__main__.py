@@ -1,8 +1,8 @@
 """`python -m keras_weightinit`: the `keras-weightinit` command.
 
-Python imports the package (and so Keras and its backend) before this
-module runs, so nothing here can quiet TensorFlow's start-up lines; the
-`keras-weightinit` console script does (see `keras_weightinit_cli`).
+Python imports the package before this module runs; the package's first
+import, `keras_weightinit._startup`, has quieted TensorFlow's start-up lines
+by then, as for the `keras-weightinit` console script.
 """
 
 import sys

@@ -60,9 +60,6 @@ def render(
         show_edge=False,
         pad_edge=False,
         padding=(0, 1, 0, 0),
-        title=title,
-        title_justify="left",
-        title_style=None,
         header_style=None,
     )
     for i, name in enumerate(header):
@@ -74,7 +71,17 @@ def render(
             )
         table.add_row(*(str(c) for c in row))
     out = io.StringIO()
-    Console(file=out, width=_WIDTH, color_system=None, highlight=False, emoji=False).print(
-        table, markup=False
-    )
-    return "\n".join(line.rstrip() for line in out.getvalue().splitlines() if line.strip())
+    # force_jupyter=False: in a notebook rich would otherwise display the
+    # table itself and write nothing to `out` (str(report) would be empty).
+    Console(
+        file=out,
+        width=_WIDTH,
+        color_system=None,
+        highlight=False,
+        emoji=False,
+        force_jupyter=False,
+        force_terminal=False,
+    ).print(table, markup=False)
+    lines = [line.rstrip() for line in out.getvalue().splitlines() if line.strip()]
+    # The title on a line of its own: rich would fold one wider than the table.
+    return "\n".join(([title] if title else []) + lines)

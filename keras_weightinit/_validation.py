@@ -2,12 +2,15 @@
 
 Each check raises a `ValueError` or `TypeError` that names the argument and
 repeats the value received, in Keras's wording ("Received: dtype=int32").
-Nothing here touches a backend tensor, so the checks are cheap enough to run
-on every call.
+Nothing here runs a model or draws a tensor, so the checks are cheap enough to
+run on every call; `check_batch_array` alone converts a backend tensor to NumPy
+(the batch `initialize` and `diagnose` read on the host anyway).
 """
 
 from __future__ import annotations
 
+import collections.abc
+import inspect
 import math
 import numbers
 import os
@@ -94,9 +97,19 @@ def check_float_dtype(dtype: Any) -> str:
     return name
 
 
+def is_number(value: Any) -> bool:
+    """Whether `value` is a real number (Python or NumPy); a bool is not one."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def is_integer(value: Any) -> bool:
+    """Whether `value` is an integer (Python or NumPy); a bool is not one."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def check_positive_finite(value: Any, name: str) -> float:
     """Returns `value` as a float when it is a finite number > 0, or raises."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_number(value):
         raise TypeError(
             f"Argument `{name}` must be a positive finite number. "
             f"Received: {name}={value!r} (of type {type(value).__name__})"
@@ -110,6 +123,16 @@ def check_positive_finite(value: Any, name: str) -> float:
             f"is expected. Received: {name}={value}"
         )
     return value
+
+
+def check_number(value: Any, name: str) -> float:
+    """Returns `value` as a float when it is a real number (not a bool), or raises."""
+    if not is_number(value):
+        raise TypeError(
+            f"Argument `{name}` must be a number. "
+            f"Received: {name}={value!r} (of type {type(value).__name__})"
+        )
+    return float(value)
 
 
 def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
@@ -247,16 +270,6 @@ def check_fits_dtype(std: float, dtype: str, scale: float, shape: tuple[int, ...
 # -- building blocks for the checks of the other modules -------------------------
 
 
-def is_number(value: Any) -> bool:
-    """Whether `value` is a real number (Python or NumPy); a bool is not one."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def is_integer(value: Any) -> bool:
-    """Whether `value` is an integer (Python or NumPy); a bool is not one."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
 def check_finite_real(value: Any, name: str, *, subject: str | None = None) -> float:
     """Returns `value` as a float when it is a finite real number, or raises ValueError.
 
@@ -342,3 +355,97 @@ def normalize_axes(axes: Sequence[int], rank: int, name: str) -> list[int]:
             )
         out.append(axis % rank)
     return out
+
+
+def stream_kind(value: Any) -> str | None:
+    """What kind of stream of batches `value` is (a generator, a dataset), or None.
+
+    Arrays and tensors are None, even those that are also iterators.
+    """
+    if isinstance(value, np.ndarray) or hasattr(value, "__array__") or hasattr(value, "shape"):
+        return None
+    if isinstance(value, collections.abc.Iterator):
+        return "a generator" if inspect.isgenerator(value) else "an iterator"
+    module = type(value).__module__
+    if module.startswith("tensorflow") and hasattr(value, "element_spec"):
+        return "a tf.data.Dataset"
+    if module.startswith("torch.utils.data"):
+        return "a torch DataLoader or Dataset"
+    if isinstance(value, keras.utils.PyDataset):
+        return "a keras.utils.PyDataset"
+    return None
+
+
+def short_repr(value: Any) -> str:
+    """`repr(value)`, cut to 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _as_numpy(value: Any, name: str, where: str) -> np.ndarray:
+    kind = type(value).__name__
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"Argument `{name}` must be an array or tensor of numbers (or a list "
+            f"or dict of them). Received: {name}{where}={short_repr(value)}"
+        )
+    stream = stream_kind(value)
+    if stream is not None:
+        # Taking its first batch would consume a generator behind the user's
+        # back, and a dataset's batches usually hold targets too: refused,
+        # with the one-line way to pass a batch instead.
+        part = 1 if name == "targets" else 0
+        raise TypeError(
+            f"Argument `{name}` must be one batch (an array or tensor, or a list/dict "
+            f"of them), not {stream}: pass one batch, e.g. `x_train[:256]`, or "
+            f"`next(iter(dataset))[{part}]` for the {name} of a dataset's first "
+            f"(inputs, targets) batch. Received: {name}{where} of type {kind}"
+        )
+    if isinstance(value, np.ndarray):
+        return value
+    if not (hasattr(value, "__array__") or hasattr(value, "shape")) and not isinstance(
+        value, (int, float, list, tuple)
+    ):
+        raise TypeError(
+            f"Argument `{name}` must be an array or tensor of numbers. "
+            f"Received: {name}{where} of type {kind}"
+        )
+    try:
+        return np.asarray(keras.ops.convert_to_numpy(value))
+    except Exception:
+        raise TypeError(
+            f"Argument `{name}` must be an array or tensor of numbers. "
+            f"Received: {name}{where}={short_repr(value)} (of type {kind})"
+        ) from None
+
+
+def check_batch_array(value: Any, name: str = "data", where: str = "") -> np.ndarray:
+    """One array of a batch (`data`, `targets`) as NumPy, or raises.
+
+    `where` says which array of a list or dict it is (`"[0]"`, `"['x']"`),
+    for the message. Refused: None, text, a stream of batches (a generator,
+    an iterator, a `tf.data.Dataset`, a torch `DataLoader`, a
+    `keras.utils.PyDataset`: pass one batch of it), anything that is not an
+    array of numbers, a scalar or an empty batch, NaN or inf. Floats come
+    back in `keras.config.floatx()`.
+    """
+    arr = _as_numpy(value, name, where)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"Argument `{name}` must hold numbers. Received: {name}{where} of dtype {arr.dtype}"
+        )
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise ValueError(
+            f"Argument `{name}` must be a non-empty batch (its first axis indexes "
+            f"examples). Received: {name}{where} of shape {arr.shape}"
+        )
+    if arr.dtype.kind == "f":
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise ValueError(
+                f"Argument `{name}` holds {bad} NaN or infinite value(s); every value "
+                f"must be finite. Received: {name}{where} of shape {arr.shape}"
+            )
+        if arr.dtype != np.dtype(keras.config.floatx()):
+            arr = arr.astype(keras.config.floatx())
+    return arr

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -36,7 +36,10 @@ from keras_weightinit import _graph as graph
 from keras_weightinit import _keras_internals as internals
 from keras_weightinit import _kinds as table
 from keras_weightinit import _residual
+from keras_weightinit._table import number, render
+from keras_weightinit._validation import check_batch_array, check_positive_finite, short_repr
 from keras_weightinit.activations import is_activation_layer, resolve_activation
+from keras_weightinit.report import Rows, plain
 
 __all__ = [
     "Diagnosis",
@@ -105,17 +108,7 @@ class Thresholds:
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ValueError(
-                    f"Argument `{field.name}` must be a positive finite number. "
-                    f"Received: {field.name}={value!r}"
-                )
+            check_positive_finite(getattr(self, field.name), field.name)
         if self.signal_low >= self.signal_high:
             raise ValueError(
                 "Argument `signal_low` must be smaller than `signal_high`. "
@@ -181,13 +174,15 @@ class LayerSignal:
 
 
 @dataclasses.dataclass(frozen=True)
-class Diagnosis:
+class Diagnosis(Rows):
     """What `diagnose` measured, one `LayerSignal` per kernel.
 
     `str(diagnosis)` is a table; `diagnosis.plot()` draws the output std and
     the gradient norm against depth on log scales. Iterating gives the rows;
     `diagnosis[0]` is the first row, `diagnosis["dense_1"]` the rows of the
-    layer (or path) of that name, as `InitReport` does.
+    layer (or path) of that name, as `InitReport` does (the lookup both
+    share, see `keras_weightinit.report.Rows`); `rows()` gives the rows as
+    dicts, with `relative_grad`, and `to_dict()` the whole result.
 
     Attributes:
         layers: The rows, in the order the forward pass reached them.
@@ -209,36 +204,14 @@ class Diagnosis:
     loss_name: str = "mean(y²)"
     not_called: tuple[str, ...] = ()
 
-    def __iter__(self) -> Iterator[LayerSignal]:
-        return iter(self.layers)
+    _noun = "diagnosis"
 
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    def __getitem__(self, key: int | str) -> Any:
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-            try:
-                return self.layers[key]
-            except IndexError:
-                raise IndexError(
-                    f"The diagnosis has {len(self.layers)} rows. Received: index {key}"
-                ) from None
-        if isinstance(key, str):
-            rows = [row for row in self.layers if key in (row.name, row.layer)]
-            if rows:
-                return rows
-            raise KeyError(
-                f"No row is named {key!r}. Rows: "
-                f"{', '.join(dict.fromkeys(row.name for row in self.layers))}"
-            )
-        raise TypeError(
-            "A diagnosis is indexed by position (an int) or by layer name (a str). "
-            f"Received: {key!r} (of type {type(key).__name__})"
-        )
+    def _names(self, row: LayerSignal) -> tuple[str, ...]:
+        return (row.name, row.layer)
 
     def rows(self) -> list[dict[str, Any]]:
         """The rows as plain dicts (for pandas, JSON, ...), with `relative_grad`."""
-        return [{**dataclasses.asdict(r), "relative_grad": r.relative_grad} for r in self.layers]
+        return [{**plain(dataclasses.asdict(r)), "relative_grad": r.relative_grad} for r in self]
 
     @property
     def flagged(self) -> tuple[LayerSignal, ...]:
@@ -261,64 +234,53 @@ class Diagnosis:
         return np.array([row.grad_norm for row in self.layers])
 
     def to_dict(self) -> dict[str, Any]:
-        """The diagnosis as plain Python data (for JSON, pandas, ...)."""
+        """The diagnosis as plain Python data (for JSON, pandas, ...); `"layers"` is `rows()`."""
         return {
             "loss": self.loss,
             "input_std": self.input_std,
             "loss_name": self.loss_name,
             "thresholds": dataclasses.asdict(self.thresholds),
-            "layers": [dataclasses.asdict(row) for row in self.layers],
+            "layers": self.rows(),
             "not_called": list(self.not_called),
         }
 
     def table(self) -> str:
-        """The diagnosis as a fixed-width text table."""
-        header = (
-            "depth",
-            "layer",
-            "kernel",
-            "mean",
-            "std",
-            "grad norm",
-            "grad/weight",
-            "flags",
-        )
+        """The diagnosis as a fixed-width text table, with a summary line."""
+        header = ("depth", "layer", "kernel", "mean", "std", "grad norm", "grad/weight", "flags")
         rows = [
             (
                 str(row.depth),
                 f"{row.name} ({row.class_name})",
                 "x".join(map(str, row.kernel_shape)),
-                f"{row.mean:+.3e}",
-                f"{row.std:.3e}",
-                f"{row.grad_norm:.3e}",
-                f"{row.relative_grad:.3e}",
+                number(row.mean, signed=True),
+                number(row.std),
+                number(row.grad_norm),
+                number(row.relative_grad),
                 "; ".join(filter(None, [", ".join(row.flags), row.note])) or "ok",
             )
             for row in self.layers
         ]
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        right = {0, 3, 4, 5, 6}
-
-        def fmt(cells):
-            return "  ".join(
-                c.rjust(w) if i in right else c.ljust(w)
-                for i, (c, w) in enumerate(zip(cells, widths))
-            ).rstrip()
-
-        lines = [fmt(header), fmt(["-" * w for w in widths])]
-        lines += [fmt(r) for r in rows]
-        summary = f"loss {self.loss:.4g} ({self.loss_name}), input std {self.input_std:.3g}; " + (
-            "no layer flagged"
-            if self.ok
-            else f"{len(self.flagged)} of {len(self.layers)} layers flagged"
+        summary = (
+            f"loss {number(self.loss)} ({self.loss_name}), input std {number(self.input_std)}; "
+            + (
+                "no layer flagged"
+                if self.ok
+                else f"{len(self.flagged)} of {len(self.layers)} layers flagged"
+            )
         )
-        lines.append(summary)
+        lines = [render(header, rows, right=(0, 3, 4, 5, 6)), summary]
         if self.not_called:
             lines.append(f"not called on this batch: {', '.join(self.not_called)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.table()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Diagnosis loss_name={self.loss_name!r} kernels={len(self.layers)} "
+            f"flagged={len(self.flagged)}>"
+        )
 
     def plot(self, axes=None, label: str | None = None):
         """Plots output std and gradient norm against depth, log scale.
@@ -405,59 +367,6 @@ class _ArgumentError(ValueError):
 # -- the arguments -----------------------------------------------------------
 
 
-def _received(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _array(value: Any, arg: str, where: str) -> np.ndarray:
-    """One array of `data` or `targets` as NumPy, or a clear error."""
-    if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(
-            f"Argument `{arg}` must be an array or tensor of numbers (or a list "
-            f"or dict of them). Received: {arg}{where}={_received(value)}"
-        )
-    kind = type(value).__name__
-    if kind.endswith("Dataset") or kind.endswith("DatasetV2") or kind == "generator":
-        raise TypeError(
-            f"Argument `{arg}` must be one batch, not a {kind}: pass e.g. "
-            f"`next(iter(dataset))`. Received: {arg}{where} of type {kind}"
-        )
-    if not isinstance(value, np.ndarray):
-        if not hasattr(value, "__array__") and not hasattr(value, "shape"):
-            if not isinstance(value, (int, float, list, tuple)):
-                raise TypeError(
-                    f"Argument `{arg}` must be an array or tensor of numbers. "
-                    f"Received: {arg}{where} of type {kind}"
-                )
-        try:
-            value = np.asarray(keras.ops.convert_to_numpy(value))
-        except Exception:
-            raise TypeError(
-                f"Argument `{arg}` must be an array or tensor of numbers. "
-                f"Received: {arg}{where}={_received(value)} (of type {kind})"
-            ) from None
-    if value.dtype.kind not in "biuf":
-        raise TypeError(
-            f"Argument `{arg}` must hold numbers. Received: {arg}{where} of dtype {value.dtype}"
-        )
-    if value.ndim == 0 or value.shape[0] == 0:
-        raise ValueError(
-            f"Argument `{arg}` must be a non-empty batch (its first axis indexes "
-            f"examples). Received: {arg}{where} of shape {value.shape}"
-        )
-    if value.dtype.kind == "f":
-        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
-        if bad:
-            raise ValueError(
-                f"Argument `{arg}` holds {bad} NaN or infinite value(s); every value "
-                f"must be finite. Received: {arg}{where} of shape {value.shape}"
-            )
-        if value.dtype != np.dtype(keras.config.floatx()):
-            value = value.astype(keras.config.floatx())
-    return value
-
-
 def _nested_numbers(value: list | tuple) -> bool:
     """A (nested) Python list of numbers is one array; a list of arrays is several."""
     return bool(value) and all(
@@ -472,17 +381,17 @@ def _batch(value: Any, arg: str) -> tuple[Any, list[np.ndarray]]:
         if not value or not all(isinstance(k, str) for k in value):
             raise ValueError(
                 f"Argument `{arg}` as a dict must map input names (str) to arrays. "
-                f"Received: {arg}={_received(value)}"
+                f"Received: {arg}={short_repr(value)}"
             )
-        arrays: Any = {k: _array(v, arg, f"[{k!r}]") for k, v in value.items()}
+        arrays: Any = {k: check_batch_array(v, arg, f"[{k!r}]") for k, v in value.items()}
         flat = list(arrays.values())
     elif isinstance(value, (list, tuple)) and not value:
         raise ValueError(f"Argument `{arg}` must hold at least one array. Received: {arg}=[]")
     elif isinstance(value, (list, tuple)) and not _nested_numbers(value):
-        arrays = [_array(v, arg, f"[{i}]") for i, v in enumerate(value)]
+        arrays = [check_batch_array(v, arg, f"[{i}]") for i, v in enumerate(value)]
         flat = arrays
     else:
-        arrays = _array(value, arg, "")
+        arrays = check_batch_array(value, arg, "")
         flat = [arrays]
     sizes = sorted({a.shape[0] for a in flat})
     if len(sizes) > 1:
@@ -611,7 +520,7 @@ def _select(kernels: list[_Kernel], layers) -> list[_Kernel]:
     if isinstance(layers, (str, keras.layers.Layer)) or not isinstance(layers, (list, tuple)):
         raise TypeError(
             "Argument `layers` must be a list of layer names or layers. "
-            f"Received: layers={_received(layers)} (of type {type(layers).__name__})"
+            f"Received: layers={short_repr(layers)} (of type {type(layers).__name__})"
         )
     if not layers:
         raise ValueError("Argument `layers` must name at least one layer. Received: layers=[]")
@@ -627,12 +536,12 @@ def _select(kernels: list[_Kernel], layers) -> list[_Kernel]:
         else:
             raise TypeError(
                 "Every entry of `layers` must be a layer name or a layer. "
-                f"Received: layers entry {_received(item)} (of type {type(item).__name__})"
+                f"Received: layers entry {short_repr(item)} (of type {type(item).__name__})"
             )
         if not picked:
             raise ValueError(
                 "Every entry of `layers` must be a layer of the model with a "
-                f"kernel. Received: layers entry {_received(item)}"
+                f"kernel. Received: layers entry {short_repr(item)}"
             )
         chosen += [k for k in picked if all(k is not c for c in chosen)]
     return chosen
@@ -723,10 +632,10 @@ def _targets_loss(model, targets, loss, n: int) -> tuple[Callable, str]:
     except (ValueError, TypeError) as error:
         raise ValueError(
             f"Argument `loss` must be a Keras loss (a name, a function or a "
-            f"`keras.losses.Loss`). Received: loss={_received(loss)} ({error})"
+            f"`keras.losses.Loss`). Received: loss={short_repr(loss)} ({error})"
         ) from None
     if not callable(loss_fn):
-        raise TypeError(f"Argument `loss` must be callable. Received: loss={_received(loss)}")
+        raise TypeError(f"Argument `loss` must be callable. Received: loss={short_repr(loss)}")
     _, flat = _batch(targets, "targets")
     if flat[0].shape[0] != n:
         raise ValueError(
@@ -1022,8 +931,9 @@ def diagnose(
         model: A built Keras model (Sequential, functional or subclassed).
         data: One non-empty batch of inputs, as the model takes them (an
             array or tensor, or a list or dict of them for several inputs),
-            of finite numbers. Not a generator or a `tf.data.Dataset`: pass
-            one batch of it.
+            of finite numbers. Not a stream of batches (a generator or
+            iterator, a `tf.data.Dataset`, a torch `DataLoader`, a
+            `keras.utils.PyDataset`): pass one batch of it.
         targets: Optional targets for the batch: one array per model output,
             of the output's shape or (for sparse labels) without its last axis.
         loss: Keras loss (name, function or `keras.losses.Loss`) used with
@@ -1039,8 +949,8 @@ def diagnose(
 
     Raises:
         TypeError: if `model` is not a built Keras model, or an argument has
-            the wrong type (`data` that is not arrays of numbers, a generator
-            or dataset, `layers` entries that are neither names nor layers).
+            the wrong type (`data` that is not arrays of numbers, a stream of
+            batches, `layers` entries that are neither names nor layers).
         ValueError: for a model without kernels, a bad `layers` entry, a
             `loss` without `targets`, `data` or `targets` that are empty, hold
             NaN/inf, or do not fit the model.
@@ -1051,7 +961,7 @@ def diagnose(
     elif not isinstance(thresholds, Thresholds):
         raise TypeError(
             "Argument `thresholds` must be a `Thresholds` instance. "
-            f"Received: thresholds={_received(thresholds)}"
+            f"Received: thresholds={short_repr(thresholds)}"
         )
     if targets is None and loss is not None:
         raise ValueError(

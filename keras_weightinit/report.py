@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+import numbers
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import numpy as np
+
+from keras_weightinit._table import number, render
+from keras_weightinit._validation import check_bool, check_number
 
 #: The reason given for layers that own weights but no kernel.
 NO_KERNEL = "no kernel; its weights are kept"
@@ -15,7 +21,7 @@ class SignalOutOfBandError(AssertionError):
     """Raised by `InitReport.check` when a layer's signal left the band."""
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class LayerInit:
     """One kernel `initialize` re-initialized.
 
@@ -99,7 +105,7 @@ class UnstableActivationError(SignalOutOfBandError):
 MARGINAL = 0.02
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ActivationStability:
     """How one activation of the model treats an error in the signal's variance.
 
@@ -136,7 +142,7 @@ def verdict(chi: float) -> str:
     return "unstable"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class SkippedLayer:
     """A layer `initialize` left unchanged, with the reason.
 
@@ -150,7 +156,7 @@ class SkippedLayer:
     container: bool = False
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ResidualBranch:
     """One residual branch, and what `initialize` did at its end.
 
@@ -171,7 +177,7 @@ class ResidualBranch:
     reason: str
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class NotStored:
     """A layer whose saved config cannot hold the scheme its weights were drawn with."""
 
@@ -180,21 +186,84 @@ class NotStored:
     reason: str
 
 
-def _fmt(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if x == 0 or (1e-3 <= abs(x) < 1e4):
-        return f"{x:.4g}"
-    return f"{x:.3e}"
+def plain(value: Any) -> Any:
+    """`value` with NumPy scalars turned into Python ones, for JSON."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _section(title: str, lines: list[str]) -> str:
+    """A titled block of indented lines, or "" when there are none."""
+    return "\n".join([title, *(f"  {line}" for line in lines)]) if lines else ""
+
+
+class Rows:
+    """The vocabulary `InitReport` and `Diagnosis` share.
+
+    A result holds its rows in `layers`. Iterating gives them in forward
+    order; `result[0]` is the first row, `result[1:3]` a list of rows,
+    `result["dense_1"]` the list of rows of the layer of that name. Each
+    result also defines `rows()` (the rows as plain dicts), `to_dict()` (the
+    whole result as plain data, for JSON or pandas), `__str__` (a table
+    through `keras_weightinit._table`) and `plot()`.
+    """
+
+    layers: Any
+    #: What the result is called in messages ("report", "diagnosis").
+    _noun = "result"
+
+    def _names(self, row) -> tuple[str, ...]:
+        """The names `result[name]` finds `row` by; the first is listed in errors."""
+        return (row.layer,)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, key: int | slice | str) -> Any:
+        rows = list(self.layers)
+        if isinstance(key, slice):
+            return rows[key]
+        if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+            try:
+                return rows[key]
+            except IndexError:
+                raise IndexError(
+                    f"The {self._noun} has {len(rows)} rows. Received: index {key}"
+                ) from None
+        if isinstance(key, str):
+            found = [row for row in rows if key in self._names(row)]
+            if found:
+                return found
+            names = dict.fromkeys(self._names(row)[0] for row in rows)
+            raise KeyError(f"No row of the {self._noun} is named {key!r}. Rows: {', '.join(names)}")
+        raise TypeError(
+            f"A {self._noun} is indexed by position (an int or a slice) or by layer name "
+            f"(a str). Received: {key!r} (of type {type(key).__name__})"
+        )
 
 
 @dataclasses.dataclass
-class InitReport:
+class InitReport(Rows):
     """The result of `keras_weightinit.initialize`.
 
     Iterating gives one `LayerInit` per kernel, in forward order;
-    `report[0]` the first row, `report["dense_1"]` the rows of one layer;
-    `str(report)` a table; `report.skipped` the layers left unchanged and why.
+    `report[0]` the first row, `report["dense_1"]` the rows of one layer
+    (the lookup `Diagnosis` shares, see `Rows`); `str(report)` a table;
+    `report.rows()` the rows as dicts, `report.to_dict()` everything;
+    `report.plot()` each layer's output std before and after;
+    `report.skipped` the layers left unchanged and why.
 
     Attributes:
         method: `"analytic"`, `"lsuv"` or `"moments"`.
@@ -217,28 +286,7 @@ class InitReport:
     not_stored: list[NotStored] = dataclasses.field(default_factory=list)
     stability: list[ActivationStability] = dataclasses.field(default_factory=list)
 
-    def __iter__(self) -> Iterator[LayerInit]:
-        return iter(self.layers)
-
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    def __getitem__(self, key: int | str) -> Any:
-        if isinstance(key, (int, slice)) and not isinstance(key, bool):
-            return self.layers[key]
-        if not isinstance(key, str):
-            raise TypeError(
-                "A report is indexed by position (an int or a slice) or by layer name "
-                f"(a str). Received: {key!r} (of type {type(key).__name__})"
-            )
-        name = key
-        rows = [row for row in self.layers if row.layer == name]
-        if not rows:
-            raise KeyError(
-                f"No layer named {name!r} was initialized. Layers: "
-                f"{', '.join(dict.fromkeys(r.layer for r in self.layers))}"
-            )
-        return rows
+    _noun = "report"
 
     def signals(self) -> dict[str, float]:
         """Layer name -> output std after initialization, for the rows `check` reads."""
@@ -271,31 +319,16 @@ class InitReport:
             UnstableActivationError: naming the unstable activations.
             SignalOutOfBandError: naming every layer outside the band.
         """
-        if not isinstance(require_stable, bool):
-            raise TypeError(
-                "Argument `require_stable` must be a bool. "
-                f"Received: require_stable={require_stable!r}"
-            )
-        for name, value in (("low", low), ("high", high)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"Argument `{name}` must be a number. Received: {name}={value!r}")
+        require_stable = check_bool(require_stable, "require_stable")
+        check_number(low, "low")
+        check_number(high, "high")
         if not (0 <= low < high) or not math.isfinite(high):
             raise ValueError(
                 "Arguments `low` and `high` must satisfy 0 <= low < high < inf. "
                 f"Received: low={low}, high={high}"
             )
-        if require_stable and self.method != "lsuv":
-            bad = [s for s in self.stability if s.verdict == "unstable"]
-            if bad:
-                listed = ", ".join(
-                    f"{s.activation} (chi {s.chi:.3f}, an error x{_fmt(s.growth)} over "
-                    f"{s.layers} layers)"
-                    for s in bad
-                )
-                raise UnstableActivationError(
-                    f"No data-free scale holds the signal through {listed}: initialize "
-                    f"with a batch (LSUV). Received: a report of method={self.method!r}"
-                )
+        if require_stable:
+            self._check_stable()
         # Rows, not `signals()`: keras-hub blocks repeat their sublayers' names.
         signals = [r for r in self.layers if r.std_after is not None and r.checked]
         if not signals and require_stable:
@@ -312,8 +345,8 @@ class InitReport:
         ]
         if bad:
             listed = ", ".join(
-                f"{r.layer} (std {_fmt(r.std_after)}"
-                + (f", target {_fmt(r.target_std)})" if r.target_std != 1.0 else ")")
+                f"{r.layer} (std {number(r.std_after)}"
+                + (f", target {number(r.target_std)})" if r.target_std != 1.0 else ")")
                 for r in bad
             )
             raise SignalOutOfBandError(
@@ -321,98 +354,203 @@ class InitReport:
                 f"[{low}, {high}]: {listed}"
             )
 
+    def _check_stable(self) -> None:
+        """`check(require_stable=True)`: no unstable activation without LSUV."""
+        bad = [s for s in self.stability if s.verdict == "unstable"]
+        if self.method == "lsuv" or not bad:
+            return
+        listed = ", ".join(
+            f"{s.activation} (chi {s.chi:.3f}, an error x{number(s.growth)} over {s.layers} layers)"
+            for s in bad
+        )
+        raise UnstableActivationError(
+            f"No data-free scale holds the signal through {listed}: initialize "
+            f"with a batch (LSUV). Received: a report of method={self.method!r}"
+        )
+
     def rows(self) -> list[dict[str, Any]]:
         """The rows as plain dicts (for pandas, JSON, ...)."""
-        return [dataclasses.asdict(r) for r in self.layers]
+        return [plain(dataclasses.asdict(r)) for r in self.layers]
 
-    def __str__(self) -> str:
-        header = [
-            "layer",
-            "type",
-            "weight",
-            "shape",
-            "fan_in",
-            "fan_out",
-            "activation",
-            "initializer",
-            "scale",
-            "w std",
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain Python data (for JSON, pandas, ...).
+
+        `"layers"` is `rows()`; the other lists hold the `skipped`,
+        `residual`, `not_stored` and `stability` rows as dicts.
+        """
+        return {
+            "method": self.method,
+            "seed": self.seed,
+            "measured": self.measured,
+            "layers": self.rows(),
+            "skipped": [plain(dataclasses.asdict(s)) for s in self.skipped],
+            "residual": [plain(dataclasses.asdict(b)) for b in self.residual],
+            "not_stored": [plain(dataclasses.asdict(n)) for n in self.not_stored],
+            "stability": [plain(dataclasses.asdict(s)) for s in self.stability],
+        }
+
+    # -- the text: a table, then one section per kind of remark ------------------
+
+    def _columns(self) -> list[tuple[str, Callable[[LayerInit], str]]]:
+        """(header, cell) for each column of the table; numbers are right-aligned."""
+        columns: list[tuple[str, Callable[[LayerInit], str]]] = [
+            ("layer", lambda r: r.layer),
+            ("type", lambda r: r.layer_type),
+            ("weight", lambda r: r.weight),
+            ("shape", lambda r: "x".join(map(str, r.shape)) or "()"),
+            ("fan_in", lambda r: str(r.fan_in)),
+            ("fan_out", lambda r: str(r.fan_out)),
+            ("activation", _activation_cell),
+            ("initializer", lambda r: r.initializer),
+            ("scale", lambda r: number(r.scale)),
+            ("w std", lambda r: number(r.weight_std)),
         ]
         if self.measured:
-            header += ["std before", "std after"]
-        if self.method == "lsuv":
-            header += ["lsuv steps"]
-        table = [header]
-        for r in self.layers:
-            act = r.activation
-            if r.activation_source not in ("own", "none"):
-                act += f" ({r.activation_source}{', guessed' if r.guessed else ''})"
-            row = [
-                r.layer,
-                r.layer_type,
-                r.weight,
-                "x".join(map(str, r.shape)) or "()",
-                str(r.fan_in),
-                str(r.fan_out),
-                act,
-                r.initializer,
-                _fmt(r.scale),
-                _fmt(r.weight_std),
+            columns += [
+                ("std before", lambda r: number(r.std_before)),
+                ("std after", lambda r: number(r.std_after)),
             ]
-            if self.measured:
-                row += [_fmt(r.std_before), _fmt(r.std_after)]
-            if self.method == "lsuv":
-                row += ["-" if r.lsuv_iterations is None else str(r.lsuv_iterations)]
-            table.append(row)
-        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-        lines = [
+        if self.method == "lsuv":
+            columns.append(
+                (
+                    "lsuv steps",
+                    lambda r: "-" if r.lsuv_iterations is None else str(r.lsuv_iterations),
+                )
+            )
+        return columns
+
+    def _table(self) -> str:
+        title = (
             f"Initialization report ({self.method}, seed={self.seed}): "
             f"{len(self.layers)} kernels, "
             f"{sum(not s.container for s in self.skipped)} layers left unchanged"
-        ]
-        for k, row in enumerate(table):
-            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-            if k == 0:
-                lines.append("  ".join("-" * w for w in widths))
-        notes = [f"{r.layer}/{r.weight}: {r.note}" for r in self.layers if r.note]
-        if notes:
-            lines.append("Notes:")
-            lines += [f"  {n}" for n in notes]
-        if self.residual:
-            lines.append("Residual branches:")
-            lines += [
-                f"  {b.site}: {b.layer}/{b.weight or '-'} {b.action}: {b.reason}"
+        )
+        columns = self._columns()
+        return render(
+            [name for name, _ in columns],
+            [[cell(r) for _, cell in columns] for r in self.layers],
+            right=[i for i, (name, _) in enumerate(columns) if name in _NUMBER_COLUMNS],
+            title=title,
+        )
+
+    def _notes(self) -> str:
+        return _section(
+            "Notes:", [f"{r.layer}/{r.weight}: {r.note}" for r in self.layers if r.note]
+        )
+
+    def _residual_text(self) -> str:
+        return _section(
+            "Residual branches:",
+            [
+                f"{b.site}: {b.layer}/{b.weight or '-'} {b.action}: {b.reason}"
                 for b in self.residual
-            ]
-        if self.stability:
-            lines.append("Stability (chi: slope of the variance map at unit variance):")
-            lines += [
-                f"  {s.activation}: chi {s.chi:.4f}, {s.verdict} "
-                f"(x{_fmt(s.growth)} over {s.layers} layers)"
+            ],
+        )
+
+    def _stability_text(self) -> str:
+        return _section(
+            "Stability (chi: slope of the variance map at unit variance):",
+            [
+                f"{s.activation}: chi {s.chi:.4f}, {s.verdict} "
+                f"(x{number(s.growth)} over {s.layers} layers)"
                 for s in self.stability
-            ]
-        kept = [s for s in self.skipped if s.reason == NO_KERNEL]
-        containers = [s for s in self.skipped if s.container]
+            ],
+        )
+
+    def _skipped_text(self) -> str:
+        """Containers, configs that lose the scheme, layers left unchanged, weight-only layers."""
         others = [s for s in self.skipped if s.reason != NO_KERNEL and not s.container]
-        if containers:
-            lines.append("Containers (their sublayers are initialized, their own weights kept):")
-            lines += [f"  {s.layer} ({s.layer_type})" for s in containers]
-        if self.not_stored:
-            lines.append("Not stored in the saved config (a rebuild from config draws otherwise):")
-            lines += [f"  {s.layer} ({s.layer_type}): {s.reason}" for s in self.not_stored]
-        if others:
-            lines.append("Left unchanged:")
-            lines += [f"  {s.layer} ({s.layer_type}): {s.reason}" for s in others]
-        if kept:
-            counts: dict[str, int] = {}
-            for s in kept:
+        counts: dict[str, int] = {}
+        for s in self.skipped:
+            if s.reason == NO_KERNEL:
                 counts[s.layer_type] = counts.get(s.layer_type, 0) + 1
-            listed = ", ".join(f"{t} x{n}" if n > 1 else t for t, n in counts.items())
-            lines.append(f"Without a kernel, kept as they are: {listed}")
-        return "\n".join(lines)
+        kept = ", ".join(f"{t} x{n}" if n > 1 else t for t, n in counts.items())
+        sections = [
+            _section(
+                "Containers (their sublayers are initialized, their own weights kept):",
+                [f"{s.layer} ({s.layer_type})" for s in self.skipped if s.container],
+            ),
+            _section(
+                "Not stored in the saved config (a rebuild from config draws otherwise):",
+                [f"{s.layer} ({s.layer_type}): {s.reason}" for s in self.not_stored],
+            ),
+            _section(
+                "Left unchanged:", [f"{s.layer} ({s.layer_type}): {s.reason}" for s in others]
+            ),
+            f"Without a kernel, kept as they are: {kept}" if kept else "",
+        ]
+        return "\n".join(filter(None, sections))
+
+    def __str__(self) -> str:
+        sections = (
+            self._table(),
+            self._notes(),
+            self._residual_text(),
+            self._stability_text(),
+            self._skipped_text(),
+        )
+        return "\n".join(filter(None, sections))
 
     def __repr__(self) -> str:
         return (
             f"<InitReport method={self.method!r} kernels={len(self.layers)} "
             f"skipped={len(self.skipped)}>"
         )
+
+    def plot(self, axes=None, label: str | None = None):
+        """Plots each kernel's layer output std before and after, log scale.
+
+        Needs a measured report (`initialize` called with `data`) and
+        matplotlib. The dotted line is each row's `target_std` (1, except at
+        the end of a residual branch scaled down on purpose).
+
+        Args:
+            axes: Optional matplotlib axes to draw into; call `plot` several
+                times with the same axes and a `label` to compare. By default
+                a new figure is made.
+            label: Legend label, prefixed to the two lines.
+
+        Returns:
+            The matplotlib `Figure`.
+
+        Raises:
+            ValueError: if the report holds no measurement.
+        """
+        if not self.measured:
+            raise ValueError(
+                "The report holds no measured signal to plot: pass a batch of inputs "
+                "as `data` to `initialize`. Received: a report with measured=False"
+            )
+        import matplotlib.pyplot as plt
+
+        if axes is None:
+            fig, axes = plt.subplots(figsize=(6, 4), constrained_layout=True)
+        else:
+            fig = axes.figure
+        depth = list(range(1, len(self.layers) + 1))
+        prefix = "" if label is None else f"{label}: "
+        for attr, style in (("std_before", "--"), ("std_after", "-")):
+            values = [_positive_or_nan(getattr(r, attr)) for r in self.layers]
+            axes.plot(depth, values, style, marker="o", markersize=3, label=prefix + attr)
+        axes.step(depth, [r.target_std for r in self.layers], ":", where="mid", color="grey")
+        axes.set_yscale("log")
+        axes.set_xlabel("kernel, in forward order")
+        axes.set_title("layer output std (before its activation)")
+        axes.grid(True, which="major", alpha=0.3)
+        axes.legend(fontsize="small")
+        return fig
+
+
+#: The columns of `InitReport`'s table that hold numbers (right-aligned).
+_NUMBER_COLUMNS = {"fan_in", "fan_out", "scale", "w std", "std before", "std after", "lsuv steps"}
+
+
+def _activation_cell(r: LayerInit) -> str:
+    if r.activation_source in ("own", "none"):
+        return r.activation
+    return f"{r.activation} ({r.activation_source}{', guessed' if r.guessed else ''})"
+
+
+def _positive_or_nan(x: float | None) -> float:
+    """A value a log axis can draw (NaN leaves a gap)."""
+    return x if x is not None and x > 0 else math.nan

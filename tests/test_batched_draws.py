@@ -26,7 +26,7 @@ def test_assign_equals_one_call_each(distribution, dtype):
     inits = [kwi.VarianceScalingCustom(2.0, "fan_in", distribution, seed=s) for s in range(4)]
     twins = [kwi.VarianceScalingCustom(2.0, "fan_in", distribution, seed=s) for s in range(4)]
     requests = [init.request(s, dtype) for init, s in zip(inits, SHAPES)]
-    _draw.assign(list(zip(variables, requests)))
+    _draw.assign(list(zip(variables, requests)), compiled=True)
     for v, twin, shape in zip(variables, twins, SHAPES):
         expected = to_numpy(twin(shape, dtype))
         np.testing.assert_array_equal(to_numpy(v), expected, err_msg=str(shape))
@@ -55,7 +55,7 @@ def test_assign_writes_values_after_draws():
     kernel = keras.Variable(np.zeros((6, 5)), dtype="float32")
     bias = keras.Variable(np.ones((5,)), dtype="float32")
     r = kwi.GlorotUniformCustom(seed=9).request((6, 5), "float32")
-    _draw.assign([(kernel, r)], [(bias, np.zeros(5))])
+    _draw.assign([(kernel, r)], [(bias, np.zeros(5))], compiled=True)
     np.testing.assert_array_equal(to_numpy(bias), np.zeros(5))
     np.testing.assert_array_equal(
         to_numpy(kernel), to_numpy(kwi.GlorotUniformCustom(seed=9)((6, 5)))
@@ -81,3 +81,20 @@ def test_two_models_of_one_layout_share_the_trace_and_keep_their_values():
         np.testing.assert_array_equal(
             to_numpy(layer.kernel), to_numpy(layer.kernel_initializer(tuple(layer.kernel.shape)))
         )
+
+
+def test_a_layout_is_compiled_the_second_time_it_is_seen():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the compiled assigner is TensorFlow's")
+    shape = (13, 11)  # a layout no other test draws
+    variable = keras.Variable(np.zeros(shape), dtype="float32")
+    before = _draw._tf_assigner.cache_info().misses
+    values = []
+    for seed in (1, 2, 3):
+        r = kwi.HeUniformCustom(seed=seed).request(shape, "float32")
+        _draw.assign([(variable, r)])
+        values.append(to_numpy(variable))
+        expected = to_numpy(kwi.HeUniformCustom(seed=seed)(shape))
+        np.testing.assert_array_equal(values[-1], expected)
+    # One trace: not for the first sight, once for the two after it.
+    assert _draw._tf_assigner.cache_info().misses == before + 1

@@ -9,34 +9,28 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import pytest
 
+from tests.helpers import PRESET_NAMES, check_ok, run_python
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_initializers.py"
 
 
 def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), "--backend", keras.backend.backend(), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=_this_package_env(),
+    # run_python puts this checkout first on the child's path: a script's own
+    # folder comes first on its `sys.path`, so it would otherwise import
+    # whatever copy is installed.
+    return run_python(
+        args=[str(SCRIPT), "--backend", keras.backend.backend(), *args], timeout=timeout
     )
 
 
-def _ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"STDOUT:\n{result.stdout}\nSTDERR:\n{result.stderr[-4000:]}"
-    return result.stdout
-
-
 def test_help_lists_the_options():
-    out = _ok(_run("--help", timeout=60))
+    out = check_ok(_run("--help", timeout=60))
     for option in ("--backend", "--quick", "--cases", "--rows", "--runs", "--json"):
         assert option in out
 
@@ -51,7 +45,7 @@ def test_unknown_row_is_refused():
 @pytest.mark.slow
 def test_timing_cases_produce_every_selected_row(tmp_path):
     out_json = tmp_path / "timing.json"
-    stdout = _ok(
+    stdout = check_ok(
         _run(
             "--quick",
             "--cases", "dense,model,model_init",
@@ -84,7 +78,7 @@ def test_memory_case_sees_the_tensor_the_backend_allocates(tmp_path):
     if not Path("/proc/self/clear_refs").exists():
         pytest.skip("peak memory is measured through Linux's /proc")
     out_json = tmp_path / "memory.json"
-    stdout = _ok(
+    stdout = check_ok(
         _run("--quick", "--cases", "huge", "--rows", "he_uniform_custom", "--json", str(out_json))
     )
     memory = json.loads(out_json.read_text())["cases"]["huge"]["memory"]
@@ -101,23 +95,11 @@ def test_memory_case_sees_the_tensor_the_backend_allocates(tmp_path):
 SIGNAL_SCRIPT = SCRIPT.parent / "signal_propagation.py"
 
 
-def _this_package_env() -> dict:
-    """The environment for a benchmark child that imports this checkout's package.
-
-    A script's own folder comes first on its `sys.path`, not the repository,
-    so without this the child would import whatever copy is installed.
-    """
-    root = str(SCRIPT.parent.parent)
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
-
-
 @pytest.mark.slow
 def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
     out_json = tmp_path / "signal.json"
-    result = subprocess.run(
-        [
-            sys.executable,
+    result = run_python(
+        args=[
             str(SIGNAL_SCRIPT),
             "--depth",
             "6",
@@ -137,10 +119,7 @@ def test_signal_propagation_runs_and_judges_its_targets(tmp_path):
             "--json",
             str(out_json),
         ],
-        capture_output=True,
-        text=True,
         timeout=600,
-        env=_this_package_env(),
     )
     # At these toy sizes a target may be missed by chance (8-channel layers,
     # 3 networks); the script must then say FAIL and exit 1, else exit 0.
@@ -201,25 +180,16 @@ TRAINING_SCRIPT = SCRIPT.parent / "training.py"
 @pytest.mark.slow
 def test_training_benchmark_runs_every_cell_and_initializer(tmp_path):
     out_json = tmp_path / "training.json"
-    result = subprocess.run(
-        [sys.executable, str(TRAINING_SCRIPT), "--quick", "--quiet", "--json", str(out_json)],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        env=_this_package_env(),
+    result = run_python(
+        args=[str(TRAINING_SCRIPT), "--quick", "--quiet", "--json", str(out_json)], timeout=1200
     )
-    stdout = _ok(result)
+    stdout = check_ok(result)
     data = json.loads(out_json.read_text())
     assert data["backend"] == keras.backend.backend()
     assert data["seeds"] == [0, 1]
     expected_rows = [
         "keras_default",
-        "glorot_normal_custom",
-        "glorot_uniform_custom",
-        "lecun_normal_custom",
-        "lecun_uniform_custom",
-        "he_normal_custom",
-        "he_uniform_custom",
+        *PRESET_NAMES,
         "for_activation",
         "initialize",
         *(["moments"] if data["moments"]["present"] else []),
@@ -261,10 +231,9 @@ COST_SCRIPT = SCRIPT.parent / "lsuv_cost.py"
 @pytest.mark.slow
 def test_lsuv_cost_prints_a_ratio_per_model(tmp_path):
     out_json = tmp_path / "cost.json"
-    stdout = _ok(
-        subprocess.run(
-            [
-                sys.executable,
+    stdout = check_ok(
+        run_python(
+            args=[
                 str(COST_SCRIPT),
                 "--backend", keras.backend.backend(),
                 "--models", "mlp", "mobilenetv2",
@@ -275,10 +244,7 @@ def test_lsuv_cost_prints_a_ratio_per_model(tmp_path):
                 "--rounds", "2",
                 "--json", str(out_json),
             ],
-            capture_output=True,
-            text=True,
             timeout=600,
-            env=_this_package_env(),
         )
     )  # fmt: skip
     rows = json.loads(out_json.read_text())["rows"]

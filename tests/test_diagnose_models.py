@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import keras_weightinit as kwi
+from tests import zoo
 
 pytestmark = [pytest.mark.slow, pytest.mark.zoo]
 
@@ -26,8 +27,7 @@ BATCH = 4  # diagnose needs no minimum; a small batch keeps these lean
 
 
 def _app(name: str) -> keras.Model:
-    keras.utils.set_random_seed(0)
-    return getattr(keras.applications, name)(weights=None, input_shape=(32, 32, 3), classes=10)
+    return zoo.application(name)  # ends in Dense(softmax), as the loss test expects
 
 
 def _tokens(seed: int = 0) -> dict[str, np.ndarray]:
@@ -38,26 +38,18 @@ def _tokens(seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-#: The issue's tiny keras-hub config: 2 layers, hidden 64, vocabulary 1000.
-TINY = dict(
-    vocabulary_size=1000,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=64,
-    intermediate_dim=128,
-    max_sequence_length=32,
-)
+def _hub(name: str) -> keras.Model:
+    pytest.importorskip("keras_hub")
+    return zoo.hub_backbone(name, max_sequence_length=32)
 
 
 def _bert():
-    hub = pytest.importorskip("keras_hub")
     batch = {**_tokens(), "segment_ids": np.zeros((BATCH, 16), "int32")}
-    return hub.models.BertBackbone(**TINY), batch
+    return _hub("BertBackbone"), batch
 
 
 def _gpt2():
-    hub = pytest.importorskip("keras_hub")
-    return hub.models.GPT2Backbone(**TINY), _tokens()
+    return _hub("GPT2Backbone"), _tokens()
 
 
 def _images(name):

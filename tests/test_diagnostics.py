@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import keras_weightinit as kwi
 from keras_weightinit import Diagnosis, Thresholds, diagnose
+from keras_weightinit._table import number
 
 matplotlib.use("Agg")
 
@@ -192,7 +193,7 @@ def test_table_and_plot():
     lines = text.splitlines()
     assert lines[0].split()[:5] == ["depth", "layer", "kernel", "mean", "std"]
     assert "hidden (Dense)" in lines[2] and "3x5" in lines[2]
-    assert f"{result.layers[1].grad_norm:.3e}" in lines[3]
+    assert number(result.layers[1].grad_norm) in lines[3]
     fig = result.plot(label="hand")
     axes = fig.get_axes()
     assert len(axes) == 2
@@ -553,6 +554,35 @@ def test_a_dataset_is_refused_with_a_hint():
     with pytest.raises(TypeError, match="`data`.*next\\(iter") as info:
         diagnose(two_layer_model(), dataset)
     assert "Dataset" in str(info.value)
+
+
+class _Batches(keras.utils.PyDataset):
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        return X, T
+
+
+def _streams():
+    """Every kind of stream of batches, as `initialize` refuses them too."""
+    out = {"generator": _generator(), "iterator": iter([X]), "PyDataset": _Batches()}
+    if keras.backend.backend() == "torch":
+        import torch
+
+        out["DataLoader"] = torch.utils.data.DataLoader(X, batch_size=4)
+    return out
+
+
+@pytest.mark.parametrize("kind", list(_streams()))
+def test_every_stream_of_batches_is_refused_with_the_way_out(kind):
+    data = _streams()[kind]
+    with pytest.raises(TypeError, match="`data` must be one batch") as info:
+        diagnose(two_layer_model(), data)
+    assert kind in str(info.value) and "next(iter(dataset))[0]" in str(info.value)
+    with pytest.raises(TypeError, match="`targets` must be one batch") as info:
+        diagnose(two_layer_model(), X, _streams()[kind])
+    assert "next(iter(dataset))[1]" in str(info.value)
 
 
 # -- property: any arguments give a correct result or an error naming one of them --

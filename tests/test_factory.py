@@ -13,7 +13,7 @@ import pytest
 import keras_weightinit as kwi
 from keras_weightinit import activations as A
 from keras_weightinit import for_activation, gains
-from tests.helpers import check_ok, run_python, to_numpy
+from tests.helpers import KURTOSIS, assert_mean, assert_std, check_ok, run_python, to_numpy
 from tests.test_activations import EXPECTED_FAMILY
 
 FAN_IN, FAN_OUT = 1000, 500
@@ -34,29 +34,21 @@ def leaky_variance(a: float) -> float:
     return 2.0 / ((1.0 + a * a) * FAN_IN)
 
 
-KURTOSIS = {"normal": 3.0, "uniform": 1.8}  # E[x⁴]/E[x²]² of N(0,1), U(-1,1)
-
 # Tolerances for n = 500,000 draws:
-# - sample variance: relative standard error sqrt(2/n) = 0.20% (normal),
-#   sqrt(0.8/n) = 0.13% (uniform); 1% is >= 5 standard errors and still tells
-#   He (2e-3) from leaky 0.2 (1.923e-3, 4% away), leaky 0.3 (8%), Glorot
-#   (1.333e-3) and LeCun (1e-3).
+# - sample std: `assert_std` at 5 standard errors (0.5% normal, 0.32% uniform,
+#   from n and the kurtosis), which still tells He (2e-3) from leaky 0.2
+#   (1.923e-3, 2% away in std), leaky 0.3 (4%), Glorot (1.333e-3) and LeCun (1e-3).
 # - sample kurtosis: standard error sqrt(24/n) = 0.007 (normal), less for the
 #   uniform; 0.05 is 7 standard errors, and normal and uniform are 1.2 apart.
-VAR_RTOL = 0.01
 KURT_ATOL = 0.05
 
 
-def sample_stats(init) -> tuple[float, float, float]:
-    w = to_numpy(init(SHAPE, dtype="float32")).ravel()
-    m2 = float(np.mean(w * w))
-    return float(np.mean(w)), m2, float(np.mean(w**4)) / m2**2
-
-
 def check_draw(init, variance: float, distribution: str) -> None:
-    mean, m2, kurt = sample_stats(init)
-    assert abs(mean) < 5 * math.sqrt(variance / N)  # 5 standard errors of the mean
-    assert m2 == pytest.approx(variance, rel=VAR_RTOL)
+    w = to_numpy(init(SHAPE, dtype="float32")).astype(np.float64).ravel()
+    sigma = math.sqrt(variance)
+    assert_mean(w, 0.0, sigma, 5)
+    assert_std(w, sigma, 5, distribution=distribution)
+    kurt = float(np.mean(w**4)) / float(np.mean(w * w)) ** 2
     assert kurt == pytest.approx(KURTOSIS[distribution], abs=KURT_ATOL)
 
 

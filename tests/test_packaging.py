@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-import keras
 import pytest
 
 import keras_weightinit
-import keras_weightinit_cli
+from tests.helpers import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,22 +47,9 @@ def test_console_script_enters_beside_the_package():
     assert config["tool"]["setuptools"]["py-modules"] == ["keras_weightinit_cli"]
 
 
-def test_startup_environment_quiets_tensorflow_unless_verbose_or_set():
-    quiet = keras_weightinit_cli.startup_environment([], {})
-    assert quiet == {"TF_CPP_MIN_LOG_LEVEL": "3"}
-    assert keras_weightinit_cli.startup_environment(["compare", "--depth", "5"], {}) == quiet
-    assert keras_weightinit_cli.startup_environment(["train", "--verbose"], {}) == {}
-    user = {"TF_CPP_MIN_LOG_LEVEL": "0"}
-    assert keras_weightinit_cli.startup_environment(["train"], user) == {}
-
-
 def _child(args: list[str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env["KERAS_BACKEND"] = keras.backend.backend()
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+    # TensorFlow not quieted: what a user's shell would give the command.
+    return run_python(args=args, cwd=ROOT, env={"TF_CPP_MIN_LOG_LEVEL": None})
 
 
 @pytest.mark.slow

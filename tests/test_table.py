@@ -51,3 +51,16 @@ def test_render_keeps_wide_cells_on_one_line():
 def test_render_refuses_a_ragged_row():
     with pytest.raises(ValueError, match="1 cells for 2 columns"):
         render(["a", "b"], [["only"]])
+
+
+def test_a_title_wider_than_the_table_stays_on_one_line():
+    title = "Initialization report (lsuv, seed=0): 3 kernels, 0 layers left unchanged"
+    assert render(["a"], [["b"]], title=title).splitlines() == [title, "a", "-", "b"]
+
+
+def test_render_returns_the_text_inside_a_notebook_too(monkeypatch):
+    # rich detects Jupyter and would display the table instead of writing it.
+    import rich.console
+
+    monkeypatch.setattr(rich.console, "_is_jupyter", lambda: True)
+    assert render(["a", "b"], [["1", "2"]]).splitlines()[-1] == "1  2"
