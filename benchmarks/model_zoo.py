@@ -47,6 +47,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_weightinit as kwi  # noqa: E402
+from keras_weightinit import _keras_internals as internals  # noqa: E402
 
 BAND = (0.05, 10.0)  # stream and logits std after the analytic initialize
 LSUV_BAND = (0.9, 1.1)
@@ -169,13 +170,11 @@ def _first(t):
 
 def stream_tensors(model) -> list:
     """The residual stream's tensors: every Add/`+` output and every keras-hub block's."""
-    from keras.src.ops.numpy import Add as AddOp
-
     out = []
     for op in model.operations:
         is_block = type(op).__module__.startswith("keras_hub.") and _BLOCK.search(type(op).__name__)
-        if isinstance(op, (keras.layers.Add, AddOp)) or is_block:
-            for node in op._inbound_nodes:
+        if isinstance(op, (keras.layers.Add, internals.add_op_class())) or is_block:
+            for node in internals.inbound_nodes(op):
                 if node.output_tensors:
                     out.append(_first(node.output_tensors))
     return out

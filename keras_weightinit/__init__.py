@@ -8,12 +8,14 @@ them reload. Import it before loading such a model.
 # First, before anything imports Keras: quiets TensorFlow's start-up lines in
 # the `keras-weightinit` command's own process, and only there (see _startup).
 from keras_weightinit import _startup  # noqa: F401
+from keras_weightinit._kinds import layer_fans as layer_fans
 from keras_weightinit.activations import resolve_activation as resolve_activation
 from keras_weightinit.diagnostics import Diagnosis as Diagnosis
 from keras_weightinit.diagnostics import LayerSignal as LayerSignal
 from keras_weightinit.diagnostics import Thresholds as Thresholds
 from keras_weightinit.diagnostics import diagnose as diagnose
 from keras_weightinit.factory import for_activation as for_activation
+from keras_weightinit.fans import Fans as Fans
 from keras_weightinit.fans import compute_fans as compute_fans
 from keras_weightinit.gains import gain as gain
 from keras_weightinit.initializers import GlorotNormalCustom as GlorotNormalCustom
@@ -26,9 +28,7 @@ from keras_weightinit.initializers import TracedCallWarning as TracedCallWarning
 from keras_weightinit.initializers import (
     VarianceScalingCustom as VarianceScalingCustom,
 )
-from keras_weightinit.model_init import Fans as Fans
 from keras_weightinit.model_init import initialize as initialize
-from keras_weightinit.model_init import layer_fans as layer_fans
 from keras_weightinit.registry import get as get
 from keras_weightinit.report import InitReport as InitReport
 from keras_weightinit.report import LayerInit as LayerInit

@@ -38,6 +38,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_weightinit import _keras_internals as internals
+
 #: Fewer examples than this give a noisy estimate of a layer's output std.
 MIN_BATCH = 16
 
@@ -155,7 +157,7 @@ def prepare_data(model, data) -> Any:
     # functional model built on `[inp]` wants a list even for one input).
     from keras_weightinit._graph import graph_of
 
-    struct = getattr(graph_of(model), "_inputs_struct", None)
+    struct = internals.inputs_struct(graph_of(model))
     if isinstance(struct, (list, tuple)) and not isinstance(arrays, (list, dict)):
         arrays = [arrays]
     elif isinstance(struct, keras.KerasTensor) and isinstance(arrays, list) and len(arrays) == 1:
@@ -219,22 +221,8 @@ class Probe:
 
 def _has_elementwise_tail(layer) -> bool:
     """Layers whose `call` ends with `self.activation(outputs)`."""
-    from keras.src.layers.convolutional.base_conv import BaseConv
-    from keras.src.layers.convolutional.base_conv_transpose import BaseConvTranspose
-    from keras.src.layers.convolutional.base_depthwise_conv import BaseDepthwiseConv
-    from keras.src.layers.convolutional.base_separable_conv import BaseSeparableConv
-
-    return isinstance(
-        layer,
-        (
-            keras.layers.Dense,
-            keras.layers.EinsumDense,
-            BaseConv,
-            BaseConvTranspose,
-            BaseDepthwiseConv,
-            BaseSeparableConv,
-        ),
-    )
+    dense = isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense))
+    return dense or internals.is_convolution(layer)
 
 
 def _tail(layer) -> Callable | None:

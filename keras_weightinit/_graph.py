@@ -1,11 +1,11 @@
 """The layers of a model in forward order, and what follows each of them.
 
 Functional and Sequential models (nested ones included) record their graph:
-every call of a layer is a `Node`, and `layer._outbound_nodes` lists the
-calls that consume its output. A subclassed model records none; for its
-layers, "what follows" falls back to the order in which the model holds its
-layers (the order of the attribute assignments in `__init__`), which is
-usually the call order.
+every call of a layer is a `Node`, and a layer's outbound nodes
+(`_keras_internals.outbound_nodes`) are the calls that consume its output. A
+subclassed model records none; for its layers, "what follows" falls back to
+the order in which the model holds its layers (the order of the attribute
+assignments in `__init__`), which is usually the call order.
 
 The search for the activation after a kernel walks forward through layers
 that do not change which activation applies (dropout, reshaping, pooling,
@@ -20,7 +20,8 @@ from typing import Any
 
 import keras
 
-from keras_weightinit import _layer_table as table
+from keras_weightinit import _keras_internals as internals
+from keras_weightinit import _kinds as table
 from keras_weightinit.activations import is_activation_layer, resolve_activation
 
 # Groups of Keras layer names, shared by every module that reads a graph
@@ -98,11 +99,9 @@ def _transparent_types() -> tuple[type, ...]:
 
 def graph_of(container: Any):
     """The `Functional` graph of a container, or None (subclassed, unbuilt)."""
-    from keras.src.models.functional import Functional
-
     if isinstance(container, keras.Sequential):
-        return getattr(container, "_functional", None)
-    if isinstance(container, Functional):
+        return internals.sequential_graph(container)
+    if isinstance(container, internals.functional_class()):
         return container
     return None
 
@@ -116,7 +115,7 @@ def children(container: Any) -> list:
     graph = graph_of(container)
     if graph is not None:
         return [op for op in graph.operations if not _is_input(op)]
-    return list(container._flatten_layers(include_self=False, recursive=False))
+    return internals.sublayers(container)
 
 
 def is_leaf(layer: Any) -> bool:
@@ -130,15 +129,20 @@ def is_leaf(layer: Any) -> bool:
             return True
     except table.NotUnderstood:
         pass
-    return not getattr(layer, "_layers", None)
+    return not internals.has_sublayers(layer)
 
 
 @dataclasses.dataclass
 class Walk:
-    """A model's layers in forward order, with the container of each."""
+    """A model's layers in forward order, with the container of each.
+
+    `containers` are the layers walked into (nested models, blocks), in the
+    order they were entered.
+    """
 
     layers: list
     parent: dict[int, Any]
+    containers: list = dataclasses.field(default_factory=list)
 
 
 def walk(model: Any) -> Walk:
@@ -151,6 +155,7 @@ def walk(model: Any) -> Walk:
     """
     out: list = []
     parent: dict[int, Any] = {}
+    containers: list = []
     seen: set[int] = set()
 
     def visit(container: Any) -> None:
@@ -164,10 +169,11 @@ def walk(model: Any) -> Walk:
             else:
                 if table.own_variables(child):
                     out.append(child)
+                containers.append(child)
                 visit(child)
 
     visit(model)
-    return Walk(out, parent)
+    return Walk(out, parent, containers)
 
 
 def _entry_layers(container: Any, w: Walk) -> list:
@@ -176,7 +182,11 @@ def _entry_layers(container: Any, w: Walk) -> list:
         first = []
         for op in graph.operations:
             if _is_input(op):
-                first += [n.operation for n in op._outbound_nodes if _in_graph(n.operation, graph)]
+                first += [
+                    n.operation
+                    for n in internals.outbound_nodes(op)
+                    if _in_graph(n.operation, graph)
+                ]
         return first
     kids = children(container)
     return kids[:1]
@@ -187,10 +197,7 @@ def _in_graph(op: Any, graph: Any) -> bool:
 
 
 def _produces_output(op: Any, graph: Any) -> bool:
-    return any(
-        getattr(t, "_keras_history", None) is not None and t._keras_history.operation is op
-        for t in graph.outputs
-    )
+    return any(internals.producer(t) is op for t in graph.outputs)
 
 
 def consumers(op: Any, w: Walk, state: dict) -> list:
@@ -201,7 +208,7 @@ def consumers(op: Any, w: Walk, state: dict) -> list:
     graph = graph_of(container)
     found: list = []
     if graph is not None:
-        for node in op._outbound_nodes:
+        for node in internals.outbound_nodes(op):
             if _in_graph(node.operation, graph):
                 found.append(node.operation)
         if _produces_output(op, graph):
@@ -273,3 +280,22 @@ def following_activation(layer: Any, w: Walk) -> Found:
         others = ", ".join(r.name for r, _ in nonlinear[1:])
         source = f"ambiguous: {via.name}; also {others}"
     return Found(via, resolved.name, source)
+
+
+def _is_linear(activation: Any) -> bool:
+    try:
+        return resolve_activation(activation).name == "linear"
+    except ValueError:
+        return False  # a callable of the user's own: not the identity
+
+
+def activation_of(slot: Any, w: Walk) -> Found:
+    """The activation after a kernel, found as its kind's row says (`slot.activation`)."""
+    if slot.activation == table.NONE:
+        return Found(None, "linear", "none")
+    if slot.activation == table.OWN:
+        return Found(slot.owner.activation, "", "own")
+    own = getattr(slot.owner, "activation", None)
+    if own is not None and not _is_linear(own):
+        return Found(own, "", "own")
+    return following_activation(slot.owner, w)

@@ -66,6 +66,7 @@ from scipy import special
 
 from keras_weightinit import _forward
 from keras_weightinit import _graph as graph
+from keras_weightinit import _keras_internals as internals
 from keras_weightinit.activations import (
     SELU_ALPHA,
     SELU_SCALE,
@@ -278,18 +279,16 @@ class _Solver:
         self.structural = graph.layer_types(_STRUCTURAL)
         self.identity = graph.layer_types(_IDENTITY)
 
-    # The function `_run_through_graph` calls for each operation.
+    # The function `run_through_graph` calls for each operation.
     def op(self, operation):
         return lambda *args, **kwargs: self.apply(operation, args, kwargs)
 
     def apply(self, op, args, kwargs):
-        from keras.src.models.functional import Functional
-
         inputs = [a for a in keras.tree.flatten((args, kwargs)) if isinstance(a, Moments)]
-        if isinstance(op, Functional) or graph.graph_of(op) is not None:
+        if isinstance(op, internals.functional_class()) or graph.graph_of(op) is not None:
             inner = graph.graph_of(op)
-            return inner._run_through_graph(
-                args[0] if len(args) == 1 else list(args), operation_fn=self.op
+            return internals.run_through_graph(
+                inner, args[0] if len(args) == 1 else list(args), self.op
             )
         healed = self._normalization(op, inputs)
         if healed is not None:
@@ -451,7 +450,7 @@ def solve(model, kernels: dict[int, list], targets: dict[int, float], data=None)
             )
         return solver.solved
     moments = input_moments(model, data)
-    g._run_through_graph(moments, operation_fn=solver.op)
+    internals.run_through_graph(g, moments, solver.op)
     for key in kernels:
         solver.solved.setdefault(
             key, Solved(note="moments: analytic scale kept (not reached from the inputs)")

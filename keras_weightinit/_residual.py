@@ -40,7 +40,8 @@ from typing import Any
 import keras
 
 from keras_weightinit import _graph as graph
-from keras_weightinit import _layer_table as table
+from keras_weightinit import _keras_internals as internals
+from keras_weightinit import _kinds as table
 from keras_weightinit.activations import resolve_activation
 
 GAMMA = "gamma"  # the branch ends in a normalization with a scale
@@ -111,20 +112,20 @@ def _weight_count(op: Any) -> int:
         return 0
     if _slots(op):
         return 1
-    if op.weights and getattr(op, "_layers", None):
+    if op.weights and internals.has_sublayers(op):
         return 2  # a nested model or block: certainly more than a projection
     return 1 if table.own_variables(op) and not _is_norm(op) else 0
 
 
 def _history(tensor: Any):
-    return getattr(tensor, "_keras_history", None)
+    return internals.history(tensor)
 
 
 def _inputs_of(tensor: Any) -> list:
     hist = _history(tensor)
     if hist is None or isinstance(hist.operation, keras.layers.InputLayer):
         return []
-    node = hist.operation._inbound_nodes[hist.node_index]
+    node = internals.producing_node(tensor)
     return [t for t in node.input_tensors if _history(t) is not None]
 
 
@@ -165,7 +166,7 @@ def _passes(op: Any) -> bool:
 
 def _shared(op: Any) -> bool:
     """Whether `op`'s output feeds more than the one path to the `Add`."""
-    return len(getattr(op, "_outbound_nodes", []) or []) > 1
+    return len(internals.outbound_nodes(op)) > 1
 
 
 def _end_of(tensor: Any) -> tuple[Any, str, str]:
@@ -196,9 +197,7 @@ def _end_of(tensor: Any) -> tuple[Any, str, str]:
 
 
 def _add_ops() -> tuple[type, ...]:
-    from keras.src.ops.numpy import Add as AddOp
-
-    return (keras.layers.Add, AddOp)
+    return (keras.layers.Add, internals.add_op_class())
 
 
 def _functional(container: Any, out: list[Branch]) -> None:
@@ -211,7 +210,7 @@ def _functional(container: Any, out: list[Branch]) -> None:
     for op in g.operations:
         if not isinstance(op, adds):
             continue
-        for node in op._inbound_nodes:
+        for node in internals.inbound_nodes(op):
             if not node.output_tensors or id(node.output_tensors[0]) not in memo:
                 continue  # a call of a shared Add in another graph
             inputs = [t for t in node.input_tensors if id(t) in memo]
@@ -263,7 +262,7 @@ def _acting(kind: str, reason: str, total: Any, op: Any) -> tuple[str, str]:
 def _followed_by_norm(tensor: Any, op: Any) -> bool:
     consumers = [
         n.operation
-        for n in getattr(op, "_outbound_nodes", [])
+        for n in internals.outbound_nodes(op)
         if any(t is tensor for t in n.input_tensors)
     ]
     return bool(consumers) and all(_is_stream_norm(c) for c in consumers)
@@ -359,16 +358,13 @@ def _hub_branch(out, block, part, found, kind_name, post, inside) -> None:
 
 
 def find(model: Any) -> list[Branch]:
-    """Every residual branch of a built model, in the order found."""
+    """Every residual branch of a built model, in the walk's (forward) order."""
     out: list[Branch] = []
-    containers = [model] + [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if graph.graph_of(layer) is not None
-    ]
+    w = graph.walk(model)
+    containers = [model] + [c for c in w.containers if graph.graph_of(c) is not None]
     for container in containers:
         _functional(container, out)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in w.containers:
         if is_hub_block(layer):
             _hub(layer, out)
     return out
@@ -391,7 +387,7 @@ def branch_kernels(branch: Branch) -> list:
     end = end_variable(branch)
     found: dict[int, Any] = {}
     for top in branch.inside:
-        for layer in top._flatten_layers(include_self=True, recursive=True):
+        for layer in [top] + graph.walk(top).layers:
             for slot in _slots(layer):
                 if slot.variable is not end:
                     found.setdefault(id(slot.variable), slot.variable)

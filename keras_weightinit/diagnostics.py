@@ -33,7 +33,8 @@ import keras
 import numpy as np
 
 from keras_weightinit import _graph as graph
-from keras_weightinit import _layer_table as table
+from keras_weightinit import _keras_internals as internals
+from keras_weightinit import _kinds as table
 from keras_weightinit import _residual
 from keras_weightinit._table import number, render
 from keras_weightinit._validation import check_batch_array, check_positive_finite, short_repr
@@ -404,7 +405,7 @@ def _batch(value: Any, arg: str) -> tuple[Any, list[np.ndarray]]:
 def _fit_inputs(model, arrays: Any, flat: list[np.ndarray]) -> Any:
     """Checks `data` against the model's declared inputs; returns it as the model wants it."""
     container = graph.graph_of(model)
-    struct = getattr(container, "_inputs_struct", None)
+    struct = internals.inputs_struct(container)
     if struct is None:
         return arrays  # no graph: the forward pass is the check
     expected = keras.tree.flatten(struct)
@@ -554,7 +555,7 @@ def _final_activation(op) -> str | None:
     inner = graph.graph_of(op)
     if inner is not None:
         outs = keras.tree.flatten(inner.outputs)
-        return _final_activation(outs[0]._keras_history.operation) if len(outs) == 1 else None
+        return _final_activation(internals.producer(outs[0])) if len(outs) == 1 else None
     if is_activation_layer(op):
         activation = op
     else:
@@ -576,9 +577,7 @@ def _output_kinds(model) -> list[str | None] | None:
     container = graph.graph_of(model)
     if container is None:
         return None
-    return [
-        _final_activation(t._keras_history.operation) for t in keras.tree.flatten(container.outputs)
-    ]
+    return [_final_activation(internals.producer(t)) for t in keras.tree.flatten(container.outputs)]
 
 
 def _seeded_cross_entropy(y, index: int, kind: str):
@@ -738,7 +737,7 @@ def _forward_backward(model, inputs, loss_fn, variables, catcher: _Catcher):
         fixed = [v.value for v in ntv]
         # `stateless_call` calls `model.call` itself, without `__call__`'s
         # filtering of the arguments that `call` does not take.
-        training = {"training": False} if model._call_has_training_arg else {}
+        training = {"training": False} if internals.call_has_training_arg(model) else {}
 
         def forward(values):
             full = list(base)

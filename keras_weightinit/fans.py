@@ -20,15 +20,33 @@ channel axis of a depthwise kernel `(3, 3, 64, 1)`, whose fans are
 
 Layer types whose kernel layout is not `(*k, in, out)` (transposed and
 depthwise convolutions) need their fans from the layer, not the shape; see
-`keras_weightinit.layer_fans`.
+`keras_weightinit.layer_fans`, which returns them as `Fans`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
 from keras_weightinit._validation import check_axes_pair, check_shape, normalize_axes
+
+
+@dataclasses.dataclass(frozen=True)
+class Fans:
+    """The fans of one kernel, with the axes that give them.
+
+    `fan_in` and `fan_out` are what the model-level initializer uses. They
+    equal `compute_fans(shape, input_axes, output_axes)` except for the
+    stacked gate kernels of recurrent layers, whose `fan_out` is one gate's
+    (`units`), not the stack's, and grouped convolutions, whose `fan_out` is
+    one group's.
+    """
+
+    fan_in: int
+    fan_out: int
+    input_axes: list[int]
+    output_axes: list[int]
 
 
 def compute_fans(

@@ -41,9 +41,10 @@ from typing import Any, Literal
 import keras
 import numpy as np
 
+from keras_weightinit import _keras_internals as internals
 from keras_weightinit._draw import TRUNCATED_NORMAL_STD as TRUNCATED_NORMAL_STD
 from keras_weightinit._draw import Request, draw
-from keras_weightinit._layout import draw_with_layout
+from keras_weightinit._sharding import draw_with_layout
 from keras_weightinit._validation import (
     check_axes,
     check_choice,
@@ -180,9 +181,7 @@ def _in_trace() -> bool:
 
         return not tf.executing_eagerly()
     if backend == "jax":
-        from keras.src.utils.jax_utils import is_in_jax_tracing_scope
-
-        return is_in_jax_tracing_scope()
+        return internals.in_jax_tracing_scope()
     return False
 
 
@@ -411,9 +410,7 @@ class VarianceScalingCustom(keras.initializers.VarianceScaling):
     def _check_generator_not_traced(self) -> None:
         if keras.backend.backend() != "jax" or not _in_trace():
             return
-        from keras.src.backend.common.stateless_scope import in_stateless_scope
-
-        if not in_stateless_scope():
+        if not internals.in_stateless_scope():
             raise ValueError(
                 f"{type(self).__name__} is seeded with a keras.random.SeedGenerator "
                 "and was called inside jax.jit: the generator cannot advance there "

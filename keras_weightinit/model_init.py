@@ -39,7 +39,7 @@ Decisions, layer by layer (fans: see `keras_weightinit.layer_fans`):
   normalize their input (pre-LN) or the embeddings are normalized first
   (BERT). An untied one's `reverse_embeddings` is a linear map.
 - Grouped convolutions: fan_out is `∏k·out/groups` (see
-  `keras_weightinit._layer_table`), folded into the written scale.
+  `keras_weightinit._kinds`), folded into the written scale.
 - Normalization layers and PReLU own weights but no kernel: kept.
 - Anything else that owns weights: left unchanged and listed in
   `report.skipped`, as are layers whose activation is not a Keras one
@@ -95,12 +95,13 @@ import numpy as np
 
 from keras_weightinit import _draw, _forward, _moments, _residual
 from keras_weightinit import _graph as graph
-from keras_weightinit import _layer_table as table
-from keras_weightinit._layer_table import Fans, layer_fans
+from keras_weightinit import _keras_internals as internals
+from keras_weightinit import _kinds as table
+from keras_weightinit._kinds import layer_fans  # re-exported (as is `Fans`): older imports
 from keras_weightinit._validation import check_bool, check_choice, check_positive_finite
 from keras_weightinit.activations import resolve_activation
 from keras_weightinit.factory import check_gain, for_activation
-from keras_weightinit.fans import compute_fans
+from keras_weightinit.fans import Fans, compute_fans
 from keras_weightinit.initializers import SEED_LIMIT, derive_seed
 from keras_weightinit.report import (
     NO_KERNEL,
@@ -421,7 +422,7 @@ def _plan_layer(layer, w, opts: _Options, seeds: Iterator[int]) -> LayerPlan | S
     try:
         # The seeds count every kernel planned so far, those of a layer
         # then left unchanged included.
-        kernels = [_plan_kernel(layer, slot, w, opts, seeds) for slot in slots]
+        kernels = [_plan_kernel(slot, w, opts, seeds) for slot in slots]
     except ValueError as e:
         return SkippedLayer(layer.name, kind, f"left unchanged: {e}")
     last = kernels[-1]
@@ -429,8 +430,8 @@ def _plan_layer(layer, w, opts: _Options, seeds: Iterator[int]) -> LayerPlan | S
     return LayerPlan(layer, kernels)
 
 
-def _plan_kernel(layer, slot: table.Slot, w, opts: _Options, seeds: Iterator[int]) -> KernelPlan:
-    found = _activation_of(layer, slot, w)
+def _plan_kernel(slot: table.Slot, w, opts: _Options, seeds: Iterator[int]) -> KernelPlan:
+    found = graph.activation_of(slot, w)
     name = _activation_name(found.activation, opts.gain)
     kwargs = {"distribution": opts.distribution}
     if opts.gain is not None:
@@ -451,25 +452,6 @@ def _plan_kernel(layer, slot: table.Slot, w, opts: _Options, seeds: Iterator[int
         stream=stream,
         guessed=found.source.startswith("order"),
     )
-
-
-def _activation_of(layer, slot: table.Slot, w) -> graph.Found:
-    """The activation after one kernel, as its role says where to look."""
-    if slot.role in (table.LINEAR, table.TIED):
-        return graph.Found(None, "linear", "none")
-    if slot.role in (table.RNN_INPUT, table.RECURRENT):
-        return graph.Found(layer.activation, "", "own")
-    own = getattr(layer, "activation", None)
-    if own is not None and not _is_linear(own):
-        return graph.Found(own, "", "own")
-    return graph.following_activation(layer, w)
-
-
-def _is_linear(activation) -> bool:
-    try:
-        return resolve_activation(activation).name == "linear"
-    except ValueError:
-        return False  # a callable of the user's own: not the identity
 
 
 def _activation_name(activation, gain) -> str:
@@ -806,9 +788,11 @@ def _write_attention_initializers(plan: LayerPlan, bias: str) -> None:
     distinct projections.
     """
     first = plan.kernels[0].initializer
-    plan.layer._kernel_initializer = first.replace(seed=None, input_axes=None, output_axes=None)
-    if bias == "zeros":
-        plan.layer._bias_initializer = keras.initializers.Zeros()
+    internals.set_attention_initializers(
+        plan.layer,
+        kernel=first.replace(seed=None, input_axes=None, output_axes=None),
+        bias=keras.initializers.Zeros() if bias == "zeros" else None,
+    )
 
 
 def _rebuilt(kernel: KernelPlan, seed, factor: float):
@@ -961,9 +945,9 @@ def _not_stored(model, plans: list[LayerPlan]) -> list[NotStored]:
                     "from its config draws the output projection without its residual scale",
                 )
             )
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in graph.walk(model).containers:
         composite = (
-            getattr(layer, "_layers", None)
+            internals.has_sublayers(layer)
             and graph.graph_of(layer) is None
             and not graph.is_leaf(layer)
             and "kernel_initializer" in _config(layer)

@@ -21,6 +21,8 @@ from typing import Any
 
 import keras
 
+from keras_weightinit import _keras_internals as internals
+
 PACKAGE = "keras_weightinit"
 
 #: Our string aliases, in registration order: alias -> class.
@@ -29,9 +31,7 @@ ALIASES: dict[str, type] = {}
 
 def _keras_builtin_names() -> set[str]:
     # Keras's own lookup table for `keras.initializers.get`/`deserialize`.
-    from keras.src.initializers import ALL_OBJECTS_DICT
-
-    return set(ALL_OBJECTS_DICT)
+    return internals.initializer_names()
 
 
 def register(alias: str):
