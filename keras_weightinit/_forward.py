@@ -28,9 +28,7 @@ What one layer costs (the pass costs about one `model(data)`):
 
 from __future__ import annotations
 
-import collections.abc
 import functools
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -39,69 +37,10 @@ import keras
 import numpy as np
 
 from keras_weightinit import _keras_internals as internals
+from keras_weightinit._validation import check_batch_array
 
 #: Fewer examples than this give a noisy estimate of a layer's output std.
 MIN_BATCH = 16
-
-
-def _stream_kind(x: Any) -> str | None:
-    """What kind of stream of batches `x` is (a generator, a dataset), or None."""
-    if isinstance(x, np.ndarray) or hasattr(x, "__array__") or hasattr(x, "shape"):
-        return None  # an array or a tensor (some are iterators too)
-    if isinstance(x, collections.abc.Iterator):
-        return "a generator" if inspect.isgenerator(x) else "an iterator"
-    module = type(x).__module__
-    if module.startswith("tensorflow") and hasattr(x, "element_spec"):
-        return "a tf.data.Dataset"
-    if module.startswith("torch.utils.data"):
-        return "a torch DataLoader or Dataset"
-    if isinstance(x, keras.utils.PyDataset):
-        return "a keras.utils.PyDataset"
-    return None
-
-
-def _to_numpy(x: Any, where: str) -> np.ndarray:
-    kind = _stream_kind(x)
-    if kind is not None:
-        # Taking its first batch would consume a generator behind the user's
-        # back, and a dataset's batches usually hold targets too: refused,
-        # with the one-line way to pass a batch instead.
-        raise TypeError(
-            f"Argument `data` must be one batch of inputs (an array or tensor, or a "
-            f"list/dict of them), not {kind}: pass one batch, e.g. "
-            "`x_train[:256]`, or `next(iter(dataset))[0]` for the inputs of a "
-            f"dataset's first (inputs, targets) batch. Received: data{where} of "
-            f"type {type(x).__name__}"
-        )
-    if isinstance(x, np.ndarray):
-        arr = x
-    else:
-        try:
-            arr = np.asarray(keras.ops.convert_to_numpy(x))
-        except Exception:
-            raise TypeError(
-                "Argument `data` must hold arrays or tensors of numbers. "
-                f"Received: data{where} of type {type(x).__name__}"
-            ) from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(
-            f"Argument `data` must hold numbers. Received: data{where} of dtype {arr.dtype}"
-        )
-    if arr.ndim == 0:
-        raise ValueError(
-            "Argument `data` must be a batch (its first axis indexes examples). "
-            f"Received: data{where} of shape ()"
-        )
-    if arr.dtype.kind == "f":
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        if bad:
-            raise ValueError(
-                f"Argument `data` holds {bad} NaN or infinite value(s); every "
-                f"value must be finite. Received: data{where} of shape {arr.shape}"
-            )
-        if arr.dtype != np.dtype(keras.config.floatx()):
-            arr = arr.astype(keras.config.floatx())
-    return arr
 
 
 def _expected_shapes(model) -> list[tuple] | None:
@@ -117,13 +56,13 @@ def _expected_shapes(model) -> list[tuple] | None:
 def prepare_data(model, data) -> Any:
     """Checks a batch and returns it as NumPy arrays, or raises."""
     if isinstance(data, dict):
-        arrays = {k: _to_numpy(v, f"[{k!r}]") for k, v in data.items()}
+        arrays = {k: check_batch_array(v, "data", f"[{k!r}]") for k, v in data.items()}
         flat = list(arrays.values())
     elif isinstance(data, (list, tuple)):
-        arrays = [_to_numpy(v, f"[{i}]") for i, v in enumerate(data)]
+        arrays = [check_batch_array(v, "data", f"[{i}]") for i, v in enumerate(data)]
         flat = arrays
     else:
-        arrays = _to_numpy(data, "")
+        arrays = check_batch_array(data, "data")
         flat = [arrays]
     if not flat:
         raise ValueError(f"Argument `data` must hold at least one array. Received: data={data!r}")
