@@ -453,11 +453,7 @@ def _describe(case: str, sizes: dict) -> str:
     return f"{label} {shape} float32 ({_nbytes(case, sizes) / 2**20:.0f} MiB)"
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--_child"]:
-        child_main(argv[1:])
-        return 0
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=(
             "Time and peak memory of keras_weightinit's initializers next to "
@@ -516,86 +512,126 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=1800, help="Seconds allowed per child process."
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    sizes = dict(QUICK_SIZES if args.quick else FULL_SIZES)
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    """The options, with the defaults that depend on --quick filled in and checked."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    args.sizes = dict(QUICK_SIZES if args.quick else FULL_SIZES)
     if args.huge_log2 is not None:
         if not 2 <= args.huge_log2 <= 34:
             parser.error("--huge-log2 must be between 2 and 34")
-        sizes["huge"] = (2 ** (args.huge_log2 // 2), 2 ** (args.huge_log2 - args.huge_log2 // 2))
-    runs = args.runs if args.runs is not None else (2 if args.quick else 11)
-    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
-    model_runs = args.model_runs if args.model_runs is not None else min(runs, 5)
-    if runs < 1 or model_runs < 1 or warmup < 0:
+        half = args.huge_log2 // 2
+        args.sizes["huge"] = (2**half, 2 ** (args.huge_log2 - half))
+    args.runs = args.runs if args.runs is not None else (2 if args.quick else 11)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    args.model_runs = args.model_runs if args.model_runs is not None else min(args.runs, 5)
+    if args.runs < 1 or args.model_runs < 1 or args.warmup < 0:
         parser.error("--runs and --model-runs must be ≥ 1 and --warmup ≥ 0")
-    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    for c in cases:
+    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    for c in args.cases:
         if c not in CASES:
             parser.error(f"unknown case {c!r}; choose from {', '.join(CASES)}")
-    rows = _selected_rows([r.strip() for r in args.rows.split(",") if r.strip()])
+    args.rows = _selected_rows([r.strip() for r in args.rows.split(",") if r.strip()])
+    return args
 
+
+def _time_cases(args: argparse.Namespace, request_base: dict) -> dict:
+    """Times every case but the large kernel: one child times them all."""
+    timed = [c for c in args.cases if c != "huge"]
+    if not timed:
+        return {}
+    request = {**request_base, "what": "time", "cases": timed, "rows": args.rows}
+    return _run_child(request, args.backend, args.timeout)["cases"]
+
+
+def _print_model_init(result: dict) -> None:
+    """The model-level steps, each against the step it is compared with."""
+    if result.get("skipped"):
+        print(f"skipped: {result['why']}\n")
+        return
+    times = result["times"]
+    forward = times["one forward pass"]
+    by_hand = times["keras he_uniform, assigned by hand"]
+    print("| step | time (ms) | ratio |")
+    print("| --- | ---: | --- |")
+    for name, ref, label in (
+        ("keras he_uniform, assigned by hand", None, ""),
+        ("initialize(model)", by_hand, "× assigning Keras's he_uniform by hand"),
+        ("one forward pass", None, ""),
+        ("LSUV", forward, "× one forward pass over the same batch"),
+    ):
+        t = times[name]
+        ratio = f"{_paired(t, ref)[0]:.1f} {label}" if ref else ""
+        print(f"| {name} | {_fmt_time(statistics.median(t))} | {ratio} |")
+    print()
+
+
+def _measure_memory(
+    case: str, rows: list[str], args: argparse.Namespace, request_base: dict
+) -> dict:
+    """Peak memory of each row: the median over --memory-repeats fresh processes."""
+    memory: dict = {}
+    for name in rows:
+        samples = [
+            _run_child(
+                {**request_base, "what": "memory", "case": case, "row": name},
+                args.backend,
+                args.timeout,
+            )
+            for _ in range(max(1, args.memory_repeats))
+        ]
+        if samples[0].get("skipped"):
+            continue
+        memory[name] = {
+            "peak_bytes": statistics.median(s["peak_bytes"] for s in samples),
+            "tensor_bytes": samples[0]["tensor_bytes"],
+            "single_time": statistics.median(s["single_time"] for s in samples),
+        }
+    return memory
+
+
+def _report_case(
+    case: str, args: argparse.Namespace, request_base: dict, timing: dict | None
+) -> dict:
+    """Measures one kernel or model case's memory, prints its table; returns its raw results."""
+    case_rows = _case_rows(case, args.rows)
+    memory = {} if args.no_memory else _measure_memory(case, case_rows, args, request_base)
+    print("\n".join(_case_table(case, case_rows, timing, memory)))
+    if case == "huge":
+        print("\n(time: a single draw in a fresh process, for information only)")
+    print(flush=True)
+    return {"timing": timing, "memory": memory}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--_child"]:
+        child_main(argv[1:])
+        return 0
+    args = _parse_args(argv)
     print(
-        f"backend {args.backend}; {runs} timed rounds ({model_runs} for the model build) "
-        f"after {warmup} warm-up, interleaved"
+        f"backend {args.backend}; {args.runs} timed rounds ({args.model_runs} for the model "
+        f"build) after {args.warmup} warm-up, interleaved"
     )
     print(f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs\n")
-    request_base = {"sizes": sizes, "runs": runs, "model_runs": model_runs, "warmup": warmup}
-    raw: dict = {"backend": args.backend, "runs": runs, "warmup": warmup, "cases": {}}
-    # Timing needs no fresh process per case: one child times them all.
-    timed = [c for c in cases if c != "huge"]
-    timings = {}
-    if timed:
-        request = {**request_base, "what": "time", "cases": timed, "rows": rows}
-        timings = _run_child(request, args.backend, args.timeout)["cases"]
-    for case in cases:
-        print(f"### {_describe(case, sizes)}\n", flush=True)
+    request_base = {
+        "sizes": args.sizes,
+        "runs": args.runs,
+        "model_runs": args.model_runs,
+        "warmup": args.warmup,
+    }
+    raw: dict = {"backend": args.backend, "runs": args.runs, "warmup": args.warmup, "cases": {}}
+    timings = _time_cases(args, request_base)
+    for case in args.cases:
+        print(f"### {_describe(case, args.sizes)}\n", flush=True)
         if case == "model_init":
-            result = timings[case]
-            raw["cases"][case] = result
-            if result.get("skipped"):
-                print(f"skipped: {result['why']}\n")
-                continue
-            times = result["times"]
-            forward = times["one forward pass"]
-            by_hand = times["keras he_uniform, assigned by hand"]
-            print("| step | time (ms) | ratio |")
-            print("| --- | ---: | --- |")
-            for name, ref, label in (
-                ("keras he_uniform, assigned by hand", None, ""),
-                ("initialize(model)", by_hand, "× assigning Keras's he_uniform by hand"),
-                ("one forward pass", None, ""),
-                ("LSUV", forward, "× one forward pass over the same batch"),
-            ):
-                t = times[name]
-                ratio = f"{_paired(t, ref)[0]:.1f} {label}" if ref else ""
-                print(f"| {name} | {_fmt_time(statistics.median(t))} | {ratio} |")
-            print()
-            continue
-        case_rows = _case_rows(case, rows)
-        timing = timings.get(case)
-        memory: dict = {}
-        if not args.no_memory:
-            for name in case_rows:
-                samples = [
-                    _run_child(
-                        {**request_base, "what": "memory", "case": case, "row": name},
-                        args.backend,
-                        args.timeout,
-                    )
-                    for _ in range(max(1, args.memory_repeats))
-                ]
-                if samples[0].get("skipped"):
-                    continue
-                memory[name] = {
-                    "peak_bytes": statistics.median(s["peak_bytes"] for s in samples),
-                    "tensor_bytes": samples[0]["tensor_bytes"],
-                    "single_time": statistics.median(s["single_time"] for s in samples),
-                }
-        raw["cases"][case] = {"timing": timing, "memory": memory}
-        print("\n".join(_case_table(case, case_rows, timing, memory)))
-        if case == "huge":
-            print("\n(time: a single draw in a fresh process, for information only)")
-        print(flush=True)
+            raw["cases"][case] = timings[case]
+            _print_model_init(timings[case])
+        else:
+            raw["cases"][case] = _report_case(case, args, request_base, timings.get(case))
     if args.json:
         args.json.write_text(json.dumps(raw, indent=1))
     return 0

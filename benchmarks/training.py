@@ -390,50 +390,47 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.render is not None:
-        record = json.loads(args.render.read_text())
-        from keras_weightinit._training import Run
+def _render_record(path: Path) -> int:
+    """Trains nothing: summarizes a record written by --json again, prints it and its Markdown."""
+    record = json.loads(path.read_text())
+    from keras_weightinit._training import Run
 
-        epochs = record["settings"]["epochs"]
-        for cell in record["cells"].values():  # summarized again by this code
-            runs = {
-                name: [
-                    Run(e["test_accuracy"], e["test_loss"], e["loss_curve"], epochs)
-                    for e in entries
-                ]
-                for name, entries in cell["runs"].items()
-            }
-            _summarize_cell(cell, runs, record["study"])
-        print_tables(record)
-        print(markdown(record))
-        return 0
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    epochs = record["settings"]["epochs"]
+    for cell in record["cells"].values():  # summarized again by this code
+        runs = {
+            name: [
+                Run(e["test_accuracy"], e["test_loss"], e["loss_curve"], epochs) for e in entries
+            ]
+            for name, entries in cell["runs"].items()
+        }
+        _summarize_cell(cell, runs, record["study"])
+    print_tables(record)
+    print(markdown(record))
+    return 0
+
+
+def _describe_cell(key: str, args) -> str:
+    """One cell's network, optimizer and schedule, in words."""
+    cell, _, opt = key.rpartition("-")
+    activation, residual = CELLS[cell]
+    if residual:
+        shape = (
+            f"residual: Dense({args.width}) stem + {args.depth // 2} x "
+            f"[x + Dense({args.width})(Dense({args.width}, {activation})(x))]"
+        )
+    else:
+        shape = f"{args.depth} x Dense({args.width}, {activation})"
+    optimizer = "SGD 0.01 momentum 0.9" if opt == "sgd" else "Adam 0.001"
+    return f"{shape} + Dense(10), {optimizer}, {args.epochs} epochs, batch {args.batch_size}"
+
+
+def _new_record(args, rows: dict[str, Recipe], seeds: list[int], has_moments: bool, why: str):
+    """The record's settings and an empty cell per --cells, before any training."""
     import keras
 
-    from keras_weightinit import _training as training
+    from keras_weightinit._training import CHANCE_CEILING
 
-    if keras.backend.backend() == "torch":
-        import torch
-
-        torch.set_num_threads(1)  # see keras_weightinit.cli._one_thread_for_torch
-
-    def progress(message: str) -> None:
-        if not args.quiet:
-            print(f"[{time.perf_counter() - start:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-    start = time.perf_counter()
-    has_moments, why = moments_mode()
-    if not has_moments:
-        print(
-            "data-free mode: absent (initialize(model, method='moments') raised: "
-            f"{why}); its row is left out.",
-            flush=True,
-        )
-    rows = output_study_recipes(has_moments) if args.study == "output" else recipes(has_moments)
-    seeds = list(range(args.seeds))
-    record: dict[str, Any] = {
+    return {
         "study": args.study,
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
@@ -449,37 +446,51 @@ def main(argv=None) -> int:
             "batch_size": args.batch_size,
             "train_size": args.train_size,
             "lsuv_batch": LSUV_BATCH,
-            "chance_ceiling": training.CHANCE_CEILING,
+            "chance_ceiling": CHANCE_CEILING,
         },
         "seeds": seeds,
         "initializers": list(rows),
         "moments": {"present": has_moments, "reason": why},
-        "cells": {},
+        "cells": {
+            key: {
+                "description": _describe_cell(key, args),
+                "seeds": 0,
+                "runs": {name: [] for name in rows},
+                "summary": {},
+            }
+            for key in args.cells
+        },
     }
-    for key in args.cells:
-        cell, _, opt = key.rpartition("-")
-        activation, residual = CELLS[cell]
-        if residual:
-            shape = (
-                f"residual: Dense({args.width}) stem + {args.depth // 2} x "
-                f"[x + Dense({args.width})(Dense({args.width}, {activation})(x))]"
-            )
-        else:
-            shape = f"{args.depth} x Dense({args.width}, {activation})"
-        optimizer = "SGD 0.01 momentum 0.9" if opt == "sgd" else "Adam 0.001"
-        record["cells"][key] = {
-            "description": f"{shape} + Dense(10), {optimizer}, {args.epochs} epochs, "
-            f"batch {args.batch_size}",
-            "seeds": 0,
-            "runs": {name: [] for name in rows},
-            "summary": {},
-        }
-    progress(
-        f"{len(args.cells)} cells x {len(rows)} initializers x {len(seeds)} seeds, "
-        f"backend {keras.backend.backend()}"
-    )
 
-    trainers: dict[str, training.Trainer] = {}
+
+def _trainer(key: str, args):
+    """The compiled training step of one cell, shared by all its rows and seeds."""
+    import keras
+
+    from keras_weightinit import _training as training
+
+    cell, _, opt = key.rpartition("-")
+    keras.utils.set_random_seed(0)
+    activation, residual = CELLS[cell]
+    template = training.build_mlp(
+        lambda act: "glorot_uniform",
+        activation,
+        args.depth,
+        args.width,
+        residual=residual,
+    )
+    return training.Trainer(template, training.make_optimizer(opt))
+
+
+def _train(args, record: dict, rows: dict[str, Recipe], start: float, progress) -> None:
+    """Trains every row of every cell on every seed, filling `record` as it goes.
+
+    The record is summarized, and written to --json, after each seed.
+    """
+    from keras_weightinit import _training as training
+
+    seeds = record["seeds"]
+    trainers = {}
     runs = {key: {name: [] for name in rows} for key in args.cells}
     total = len(args.cells) * len(rows) * len(seeds)
     done = 0
@@ -489,18 +500,9 @@ def main(argv=None) -> int:
             data = (data[0][: args.train_size], data[1][: args.train_size], *data[2:])
         batch = data[0][:LSUV_BATCH]
         for key in args.cells:
-            cell, _, opt = key.rpartition("-")
+            cell = key.rpartition("-")[0]
             if key not in trainers:
-                keras.utils.set_random_seed(0)
-                activation, residual = CELLS[cell]
-                template = training.build_mlp(
-                    lambda act: "glorot_uniform",
-                    activation,
-                    args.depth,
-                    args.width,
-                    residual=residual,
-                )
-                trainers[key] = training.Trainer(template, training.make_optimizer(opt))
+                trainers[key] = _trainer(key, args)
             for name, recipe in rows.items():
                 t0 = time.perf_counter()
                 model = build(recipe, cell, args.depth, args.width, seed, batch)
@@ -528,14 +530,54 @@ def main(argv=None) -> int:
         record["elapsed_seconds"] = time.perf_counter() - start
         if args.json:
             args.json.write_text(json.dumps(record, indent=1, allow_nan=True))
+
+
+def _report(record: dict, json_path: Path | None) -> None:
+    """The tables, the line that says what was run, and where the record went."""
+    seeds = record["seeds"]
     print_tables(record)
     print(
         f"{len(seeds)} seeds ({seeds[0]}..{seeds[-1]}), backend {record['backend']}, "
         f"keras {record['keras']}, {record['machine']['cpus']} CPUs, "
         f"{record['elapsed_seconds'] / 60:.1f} min"
     )
-    if args.json:
-        print(f"wrote {args.json}")
+    if json_path:
+        print(f"wrote {json_path}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.render is not None:
+        return _render_record(args.render)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.set_num_threads(1)  # see keras_weightinit.cli._one_thread_for_torch
+
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(f"[{time.perf_counter() - start:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    has_moments, why = moments_mode()
+    if not has_moments:
+        print(
+            "data-free mode: absent (initialize(model, method='moments') raised: "
+            f"{why}); its row is left out.",
+            flush=True,
+        )
+    rows = output_study_recipes(has_moments) if args.study == "output" else recipes(has_moments)
+    seeds = list(range(args.seeds))
+    record = _new_record(args, rows, seeds, has_moments, why)
+    progress(
+        f"{len(args.cells)} cells x {len(rows)} initializers x {len(seeds)} seeds, "
+        f"backend {keras.backend.backend()}"
+    )
+    _train(args, record, rows, start, progress)
+    _report(record, args.json)
     return 0
 
 
