@@ -6,11 +6,13 @@ Keras picks its backend once per process (KERAS_BACKEND), so each backend gets
 a fresh `python -m pytest`. The last line sums the three runs up as
 "N passed, N failed"; the exit code is non-zero if any run failed.
 
-Tests marked `zoo` (whole keras.applications and keras-hub models) run on the
-first backend only (TensorFlow by default), to keep the suite under 30 minutes
-on two cores; the model-level code they exercise is backend-neutral and the
-rest of the suite runs it on every backend. `--zoo-everywhere` runs them on
-every backend, and an explicit `-m` expression is passed through unchanged.
+Tests marked `zoo` (whole keras.applications and keras-hub models) or `once`
+(the docs build and the notebooks, whose committed outputs come from
+TensorFlow) run on the first backend only (TensorFlow by default), to keep the
+suite under 30 minutes on two cores; the model-level code they exercise is
+backend-neutral and the rest of the suite runs it on every backend.
+`--zoo-everywhere` runs them on every backend, and an explicit `-m` expression
+is passed through unchanged.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--zoo-everywhere",
         action="store_true",
-        help="run the tests marked `zoo` on every backend, not only the first",
+        help="run the tests marked `zoo` or `once` on every backend, not only the first",
     )
     args, pytest_args = parser.parse_known_args(argv)
     backends = [b for b in args.backends.split(",") if b]
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     selects = any(a == "-m" or a.startswith("-m") for a in pytest_args)
     for i, backend in enumerate(backends):
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        extra = [] if (i == 0 or args.zoo_everywhere or selects) else ["-m", "not zoo"]
+        extra = [] if (i == 0 or args.zoo_everywhere or selects) else ["-m", "not zoo and not once"]
         shown = f" (pytest {' '.join(extra)})" if extra else ""
         print(f"\n=== KERAS_BACKEND={backend}{shown} ===", flush=True)
         start = time.monotonic()

@@ -22,6 +22,10 @@ SHAPES = [(3, 3, 4, 8), (17,), (64, 32), (5, 7, 3)]
 @pytest.mark.parametrize("distribution", ["normal", "uniform", "truncated_normal"])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 def test_assign_equals_one_call_each(distribution, dtype):
+    if keras.backend.backend() != "tensorflow":
+        # Elsewhere `assign` is the loop of calls itself; one case checks it.
+        if (distribution, dtype) != ("normal", "float32"):
+            pytest.skip("the compiled assigner is TensorFlow's")
     variables = [keras.Variable(np.zeros(s), dtype=dtype) for s in SHAPES]
     inits = [kwi.VarianceScalingCustom(2.0, "fan_in", distribution, seed=s) for s in range(4)]
     twins = [kwi.VarianceScalingCustom(2.0, "fan_in", distribution, seed=s) for s in range(4)]

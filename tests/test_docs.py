@@ -23,6 +23,10 @@ from keras_weightinit import activations as A
 from tests.helpers import run_python
 from tests.test_activations import EXPECTED_FAMILY, keras_activation_names
 
+# Reads files and the package's names, and builds the site: the same on every
+# backend, so run_all_backends runs it on the first one only.
+pytestmark = pytest.mark.once
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"

@@ -19,6 +19,7 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.slow
+@pytest.mark.once  # committed outputs come from TensorFlow; run_all_backends runs it there
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
