@@ -593,7 +593,7 @@ def _measure_memory(
     return memory
 
 
-def _report_case(
+def _print_case(
     case: str, args: argparse.Namespace, request_base: dict, timing: dict | None
 ) -> dict:
     """Measures one kernel or model case's memory, prints its table; returns its raw results."""
@@ -631,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
             raw["cases"][case] = timings[case]
             _print_model_init(timings[case])
         else:
-            raw["cases"][case] = _report_case(case, args, request_base, timings.get(case))
+            raw["cases"][case] = _print_case(case, args, request_base, timings.get(case))
     if args.json:
         args.json.write_text(json.dumps(raw, indent=1))
     return 0

@@ -354,7 +354,7 @@ def targets(mlp_rows, conv_rows, spread_rows, args) -> list[tuple[str, bool, str
     return out
 
 
-def report(mlp_rows, conv_rows, spread_rows, args) -> tuple[str, bool]:
+def render_tables(mlp_rows, conv_rows, spread_rows, args) -> tuple[str, bool]:
     seed = args.seeds[0]
     schemes = list(dict.fromkeys(r["scheme"] for r in mlp_rows))
     lines = [
@@ -504,7 +504,7 @@ def main(argv=None) -> int:
         if not args.no_conv:
             conv_rows += conv_stacks(seed, args.conv_batch)
     spread_rows = run_spread(args)
-    text, ok = report(mlp_rows, conv_rows, spread_rows, args)
+    text, ok = render_tables(mlp_rows, conv_rows, spread_rows, args)
     machine = (
         f"keras {keras.__version__}, backend {keras.backend.backend()}, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs; "
@@ -588,7 +588,7 @@ def run_residual(seeds, apps) -> list[dict]:
     return rows
 
 
-def residual_report(rows, seeds) -> tuple[str, bool]:
+def render_residual(rows, seeds) -> tuple[str, bool]:
     first = [r for r in rows if r["seed"] == seeds[0]]
     lines = [
         "Residual stream with N(0, 1) inputs (inference mode), seed "
@@ -643,7 +643,7 @@ def residual_main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    text, ok = residual_report(run_residual(args.seeds, args.apps), args.seeds)
+    text, ok = render_residual(run_residual(args.seeds, args.apps), args.seeds)
     print(text)
     print(
         f"\nkeras {keras.__version__}, backend {keras.backend.backend()}, "

@@ -532,7 +532,7 @@ def _train(args, record: dict, rows: dict[str, Recipe], start: float, progress) 
             args.json.write_text(json.dumps(record, indent=1, allow_nan=True))
 
 
-def _report(record: dict, json_path: Path | None) -> None:
+def _print_record(record: dict, json_path: Path | None) -> None:
     """The tables, the line that says what was run, and where the record went."""
     seeds = record["seeds"]
     print_tables(record)
@@ -577,7 +577,7 @@ def main(argv=None) -> int:
         f"backend {keras.backend.backend()}"
     )
     _train(args, record, rows, start, progress)
-    _report(record, args.json)
+    _print_record(record, args.json)
     return 0
 
 
