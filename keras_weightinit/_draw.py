@@ -161,18 +161,17 @@ def _graph_assignable(draws, values) -> bool:
     """Plain TensorFlow variables of the drawn dtypes (not mirrored, not autocast)."""
     import tensorflow as tf
 
-    if not draws:
-        return False
-    for variable, r in draws:
+    def plain(variable) -> bool:
         v = variable.value
-        if not isinstance(v, tf.Variable) or isinstance(v, tf.distribute.DistributedValues):
-            return False
-        if v.dtype.name != r.dtype or math.prod(r.shape) == 0:
-            return False
-    return all(
-        isinstance(variable.value, tf.Variable)
-        and not isinstance(variable.value, tf.distribute.DistributedValues)
-        for variable, _ in values
+        return isinstance(v, tf.Variable) and not isinstance(v, tf.distribute.DistributedValues)
+
+    return (
+        bool(draws)
+        and all(
+            plain(variable) and variable.value.dtype.name == r.dtype and math.prod(r.shape)
+            for variable, r in draws
+        )
+        and all(plain(variable) for variable, _ in values)
     )
 
 

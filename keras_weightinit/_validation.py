@@ -107,6 +107,15 @@ def is_integer(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+def check_keras_model(model: Any) -> None:
+    """Raises TypeError unless `model` is a `keras.Model` (built or not)."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "Argument `model` must be a Keras model. "
+            f"Received: model={model!r} (of type {type(model).__name__})"
+        )
+
+
 def check_positive_finite(value: Any, name: str) -> float:
     """Returns `value` as a float when it is a finite number > 0, or raises."""
     if not is_number(value):

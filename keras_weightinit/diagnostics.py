@@ -37,7 +37,12 @@ from keras_weightinit import _keras_internals as internals
 from keras_weightinit import _kinds as table
 from keras_weightinit import _residual
 from keras_weightinit._table import number, render
-from keras_weightinit._validation import check_batch_array, check_positive_finite, short_repr
+from keras_weightinit._validation import (
+    check_batch_array,
+    check_keras_model,
+    check_positive_finite,
+    short_repr,
+)
 from keras_weightinit.activations import is_activation_layer, resolve_activation
 from keras_weightinit.report import Rows, plain
 
@@ -445,11 +450,7 @@ def _fit_inputs(model, arrays: Any, flat: list[np.ndarray]) -> Any:
 
 
 def _check_model(model) -> None:
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "Argument `model` must be a Keras model. "
-            f"Received: model={model!r} (of type {type(model).__name__})"
-        )
+    check_keras_model(model)
     if not model.built:
         raise TypeError(
             "Argument `model` must be built: give it a `keras.Input(...)`, call "

@@ -98,7 +98,12 @@ from keras_weightinit import _graph as graph
 from keras_weightinit import _keras_internals as internals
 from keras_weightinit import _kinds as table
 from keras_weightinit._kinds import layer_fans  # re-exported (as is `Fans`): older imports
-from keras_weightinit._validation import check_bool, check_choice, check_positive_finite
+from keras_weightinit._validation import (
+    check_bool,
+    check_choice,
+    check_keras_model,
+    check_positive_finite,
+)
 from keras_weightinit.activations import resolve_activation
 from keras_weightinit.factory import check_gain, for_activation
 from keras_weightinit.fans import Fans, compute_fans
@@ -317,11 +322,7 @@ def initialize(
 
 
 def _check_model(model) -> None:
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "Argument `model` must be a Keras model. "
-            f"Received: model={model!r} (of type {type(model).__name__})"
-        )
+    check_keras_model(model)
     if not model.built:
         raise ValueError(
             "The model must be built (call it on a batch, or give it an Input) "
